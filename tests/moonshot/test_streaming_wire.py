@@ -1,0 +1,197 @@
+"""Streaming against a raw socket server: timing, cuts and resets the emulator cannot stage."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+import pytest
+
+from docqa.moonshot import ServerError, StreamInterrupted
+from tests.moonshot.rawserver import (
+    chunk_event,
+    end_chunked,
+    reset,
+    send_chunk,
+    send_response,
+    start_event_stream,
+)
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "close-delimited"])
+def test_each_event_is_yielded_while_the_server_still_holds_the_next(
+    raw_server, make_client, chunked
+):
+    """The server waits for the test to see an event before sending the next one; a client
+    that buffered deltas would deadlock here (and fail on the timeout)."""
+    seen = [threading.Event() for _ in range(3)]
+    sent_at: list[float] = []
+
+    def handler(request, conn):
+        start_event_stream(conn, chunked=chunked)
+        for index, text in enumerate(["Hel", "lo", "!"]):
+            finish = "stop" if index == 2 else None
+            sent_at.append(time.monotonic())
+            send_chunk(conn, chunk_event(text, finish_reason=finish), chunked=chunked)
+            if not seen[index].wait(5):
+                return
+        send_chunk(conn, b"data: [DONE]\n\n", chunked=chunked)
+        if chunked:
+            end_chunked(conn)
+
+    server = raw_server(handler)
+    client = make_client(server.base_url, read_timeout=3.0)
+    texts, delays = [], []
+    for index, chunk in enumerate(client.chat_completion_stream(model="m", messages=MESSAGES)):
+        delays.append(time.monotonic() - sent_at[index])
+        texts.append(chunk.content)
+        seen[index].set()
+    assert texts == ["Hel", "lo", "!"]
+    assert max(delays) < 0.25, delays
+    assert server.requests[0].json()["stream"] is True
+
+
+def test_event_split_across_network_writes_is_reassembled(raw_server, make_client):
+    def handler(request, conn):
+        start_event_stream(conn)
+        event = chunk_event("你好", finish_reason="stop")
+        for i in range(0, len(event), 7):
+            send_chunk(conn, event[i : i + 7].replace(b"\n", b"\r\n"))
+            time.sleep(0.001)
+        send_chunk(conn, b": keep-alive\r\n\r\ndata: [DONE]\r\n\r\n")
+        end_chunked(conn)
+
+    client = make_client(raw_server(handler).base_url)
+    chunks = list(client.chat_completion_stream(model="m", messages=MESSAGES))
+    assert [c.content for c in chunks] == ["你好"]
+    assert chunks[0].finish_reason == "stop"
+
+
+def test_connection_reset_mid_stream_raises_interrupted_with_partial_text(
+    raw_server, make_client, sleep
+):
+    def handler(request, conn):
+        start_event_stream(conn)
+        send_chunk(conn, chunk_event("Once upon", reasoning_content=""))
+        send_chunk(conn, chunk_event(" a time"))
+        time.sleep(0.05)
+        reset(conn)
+
+    server = raw_server(handler)
+    client = make_client(server.base_url)
+    received = []
+    with pytest.raises(StreamInterrupted) as caught:
+        for chunk in client.chat_completion_stream(model="m", messages=MESSAGES):
+            received.append(chunk.content)
+    assert received == ["Once upon", " a time"]
+    assert caught.value.partial_content == "Once upon a time"
+    assert caught.value.retryable
+    # Events had flowed: no second request, no wait.
+    assert len(server.requests) == 1
+    assert sleep.waits == []
+
+
+def test_clean_close_without_done_or_finish_reason_is_interrupted(raw_server, make_client):
+    def handler(request, conn):
+        start_event_stream(conn)
+        send_chunk(conn, b'data: {"choices":[{"index":0,"delta":{"reasoning_content":"Let me"}}]}\n\n')
+        send_chunk(conn, chunk_event("Partial"))
+        end_chunked(conn)
+
+    client = make_client(raw_server(handler).base_url)
+    with pytest.raises(StreamInterrupted) as caught:
+        list(client.chat_completion_stream(model="m", messages=MESSAGES))
+    assert caught.value.partial_content == "Partial"
+    assert caught.value.partial_reasoning == "Let me"
+
+
+def test_finish_reason_without_done_completes(raw_server, make_client):
+    def handler(request, conn):
+        start_event_stream(conn)
+        send_chunk(conn, chunk_event("All", finish_reason="stop"))
+        end_chunked(conn)
+
+    client = make_client(raw_server(handler).base_url)
+    chunks = list(client.chat_completion_stream(model="m", messages=MESSAGES))
+    assert [c.finish_reason for c in chunks] == ["stop"]
+
+
+def test_usage_inside_choice_and_at_top_level(raw_server, make_client):
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+
+    def handler(request, conn):
+        start_event_stream(conn)
+        send_chunk(conn, chunk_event("a", finish_reason="stop", usage=usage))
+        send_chunk(conn, b'data: {"id":"x","choices":[],"usage":{"total_tokens":5}}\n\n')
+        send_chunk(conn, b"data: [DONE]\n\n")
+        end_chunked(conn)
+
+    client = make_client(raw_server(handler).base_url)
+    first, second = client.chat_completion_stream(model="m", messages=MESSAGES)
+    assert first.usage == usage
+    assert (second.content, second.finish_reason, second.usage) == ("", None, {"total_tokens": 5})
+
+
+def test_reset_before_first_event_is_retried(raw_server, make_client, sleep):
+    def handler(request, conn):
+        if len(server.requests) == 1:
+            start_event_stream(conn)
+            reset(conn)
+            return
+        start_event_stream(conn)
+        send_chunk(conn, chunk_event("ok", finish_reason="stop") + b"data: [DONE]\n\n")
+        end_chunked(conn)
+
+    server = raw_server(handler)
+    client = make_client(server.base_url)
+    assert [c.content for c in client.chat_completion_stream(model="m", messages=MESSAGES)] == [
+        "ok"
+    ]
+    assert len(server.requests) == 2
+    assert len(sleep.waits) == 1
+
+
+def test_html_502_is_a_server_error_with_readable_message_and_is_retried(
+    raw_server, make_client, sleep
+):
+    page = "<html><body><h1>502 Bad Gateway</h1><hr><center>nginx</center></body></html>"
+
+    def handler(request, conn):
+        if len(server.requests) <= 2:
+            send_response(conn, 502, page, content_type="text/html")
+        else:
+            send_response(conn, 200, {"object": "list", "data": []})
+
+    server = raw_server(handler)
+    client = make_client(server.base_url)
+    assert client.models_list() == []
+    assert len(server.requests) == 3
+    assert len(sleep.waits) == 2
+
+    failing = make_client(server.base_url, max_retries=0)
+    server.requests.clear()
+    with pytest.raises(ServerError) as caught:
+        failing.models_list()
+    assert str(caught.value) == "502 Bad Gateway nginx (HTTP 502)"
+
+
+def test_closing_the_stream_early_closes_the_connection(raw_server, make_client):
+    stop = threading.Event()
+
+    def handler(request, conn):
+        start_event_stream(conn)
+        try:
+            while not stop.is_set():
+                send_chunk(conn, chunk_event("x"))
+                time.sleep(0.01)
+        except OSError:
+            stop.set()
+
+    client = make_client(raw_server(handler).base_url)
+    with contextlib.closing(client.chat_completion_stream(model="m", messages=MESSAGES)) as it:
+        next(it)
+    # The server notices the closed socket when its writes start failing.
+    assert stop.wait(3)
