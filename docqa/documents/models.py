@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from docqa.documents.formats import format_label
+from docqa.notes import note_display
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    UPLOADING = "uploading", _("Uploading")
+    EXTRACTING = "extracting", _("Extracting")
+    READY = "ready", _("Ready")
+    FAILED = "failed", _("Failed")
+
+
+TRANSIENT_STATUSES = (Status.QUEUED, Status.UPLOADING, Status.EXTRACTING)
+
+
+def stored_file_path(instance: StoredFile, filename: str) -> str:
+    return f"files/{instance.sha256[:2]}/{instance.sha256}.{instance.extension}"
+
+
+class StoredFile(models.Model):
+    """One set of bytes, kept once locally and once on Moonshot, whoever uploaded it.
+
+    Identical uploads share a row (by SHA-256), so the account's 1,000-file quota holds
+    each distinct file only once. Extraction state lives here because it belongs to the
+    remote copy; documents show it.
+    """
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    size = models.BigIntegerField()
+    extension = models.CharField(max_length=10)
+    file = models.FileField(upload_to=stored_file_path, max_length=255)
+    # Part of the remote file name, so a retry after a crash can find an upload that landed.
+    upload_token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    status_changed_at = models.DateTimeField(default=timezone.now, db_index=True)
+    last_error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    remote_id = models.CharField(max_length=64, blank=True, db_index=True)
+    remote_uploaded_at = models.DateTimeField(null=True, blank=True)
+    upload_started_at = models.DateTimeField(null=True, blank=True)
+
+    content_raw = models.TextField(blank=True, help_text=_("Exactly as Moonshot returned it."))
+    content_text = models.TextField(blank=True)
+    file_type = models.CharField(max_length=100, blank=True)
+    token_count = models.PositiveIntegerField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("stored file")
+        verbose_name_plural = _("stored files")
+
+    def __str__(self) -> str:
+        return f"{self.sha256[:12]}.{self.extension}"
+
+    @property
+    def error_display(self) -> str:
+        return note_display(self.last_error)
+
+    @property
+    def remote_filename(self) -> str:
+        # A neutral name: the remote copy (and its extracted JSON, which reaches the chat)
+        # is shared by every user who uploads these bytes, so no one's file name goes in it.
+        return f"docqa-{self.upload_token.hex}.{self.extension}"
+
+
+class Document(models.Model):
+    """A user's upload: their name for a stored file."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="documents")
+    stored_file = models.ForeignKey(StoredFile, on_delete=models.PROTECT, related_name="documents")
+    filename = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "stored_file"], name="document_unique_per_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return self.filename
+
+    def get_absolute_url(self) -> str:
+        return reverse("documents:detail", args=[self.pk])
+
+    @property
+    def status(self) -> str:
+        return self.stored_file.status
+
+    @property
+    def is_ready(self) -> bool:
+        return self.stored_file.status == Status.READY
+
+    @property
+    def is_transient(self) -> bool:
+        return self.stored_file.status in TRANSIENT_STATUSES
+
+    def get_status_display(self) -> str:
+        return self.stored_file.get_status_display()
+
+    @property
+    def format_label(self) -> str:
+        return format_label(self.filename)

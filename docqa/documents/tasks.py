@@ -1,0 +1,79 @@
+"""Celery tasks for documents: each loads its row by id and calls a service."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.utils.translation import gettext_noop as N_
+
+from docqa.connections import redis_client
+from docqa.documents import services
+from docqa.moonshot import AuthenticationError, MoonshotError
+from docqa.notes import note
+
+logger = logging.getLogger("docqa.documents.tasks")
+
+MAX_INGEST_RETRIES = 8
+
+
+def _backoff(retries: int, *, base: float = 5.0, cap: float = 300.0) -> float:
+    return min(cap, base * 2**retries) * random.uniform(0.5, 1.0)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def document_ingest(self, stored_file_id: int) -> str:
+    """Upload a stored file to Moonshot, wait for extraction and keep the text.
+
+    Safe to run twice: a Redis lock keeps two runs from working on one file at once, and
+    every step checks the row's state first.
+    """
+    lock = redis_client().lock(
+        f"docqa:lock:ingest:{stored_file_id}", timeout=settings.CELERY_TASK_TIME_LIMIT, blocking=False
+    )
+    if not lock.acquire():
+        logger.info("ingest of %s already running elsewhere", stored_file_id)
+        return "locked"
+    try:
+        return services.stored_file_ingest(stored_file_id=stored_file_id)
+    except services.ExtractionPending:
+        raise self.retry(countdown=2, max_retries=None) from None
+    except MoonshotError as exc:
+        # 401 may be fixed by an administrator; the rest of the retryable errors pass by.
+        attempts = services.stored_file_count_attempt(stored_file_id=stored_file_id)
+        waits = exc.retryable or isinstance(exc, AuthenticationError)
+        final = not waits or attempts > MAX_INGEST_RETRIES
+        logger.warning("ingest of %s: %s (attempt %s, final=%s)", stored_file_id, exc, attempts, final)
+        services.stored_file_record_failure(stored_file_id=stored_file_id, exc=exc, final=final)
+        if final:
+            return "failed"
+        raise self.retry(countdown=_backoff(attempts - 1), max_retries=None) from None
+    except SoftTimeLimitExceeded:
+        services.stored_file_note(stored_file_id=stored_file_id, message=note(N_("This is taking long; trying again…")))
+        raise self.retry(countdown=5, max_retries=None) from None
+    finally:
+        try:
+            lock.release()
+        except Exception:  # noqa: BLE001 - an expired lock is already free
+            pass
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=10)
+def remote_file_delete(self, remote_id: str) -> bool:
+    """Delete a remote copy no stored file uses any more; 404 counts as done, 5xx is retried."""
+    try:
+        return services.remote_file_delete(remote_id=remote_id)
+    except MoonshotError as exc:
+        if not exc.retryable:
+            logger.error("could not delete remote file %s: %s", remote_id, exc)
+            return False
+        raise self.retry(countdown=_backoff(self.request.retries, base=10, cap=600)) from None
+
+
+@shared_task
+def documents_sweep_stale() -> int:
+    """Beat: re-queue documents stuck in a transient state, and those waiting for room."""
+    return services.documents_stale_requeue()

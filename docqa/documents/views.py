@@ -1,0 +1,151 @@
+"""Document pages: thin views that parse the request, call a service and render."""
+
+from __future__ import annotations
+
+import asyncio
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from docqa.documents import services
+from docqa.documents.formats import accept_attribute
+from docqa.documents.models import Document
+from docqa.documents.uploads import HashingUploadHandler
+from docqa.events import events_listen
+
+TEXT_PAGE_CHARS = 20_000
+
+
+def _owned_document(request: HttpRequest, pk: int) -> Document:
+    return get_object_or_404(Document.objects.select_related("stored_file"), pk=pk, owner=request.user)
+
+
+@login_required
+@require_GET
+def document_list(request: HttpRequest) -> HttpResponse:
+    documents = request.user.documents.select_related("stored_file")
+    return render(
+        request,
+        "documents/list.html",
+        {
+            "documents": documents,
+            "accept": accept_attribute(),
+            "max_upload_mb": settings.DOCQA_MAX_UPLOAD_BYTES // (1024 * 1024),
+        },
+    )
+
+
+@login_required
+@require_POST
+def document_upload(request: HttpRequest) -> HttpResponse:
+    """Accept one or more files (the page's script sends one per request, for progress)."""
+    files = request.FILES.getlist("files")
+    # settings.FILE_UPLOAD_HANDLERS installs it, so even the CSRF check's parse hashes.
+    handler = next(h for h in request.upload_handlers if isinstance(h, HashingUploadHandler))
+    errors: list[str] = [
+        _("“%(name)s” is larger than the %(limit)s MB limit per file.")
+        % {"name": name, "limit": settings.DOCQA_MAX_UPLOAD_BYTES // (1024 * 1024)}
+        for name in handler.too_large
+    ]
+    results: list[services.UploadResult] = []
+    if not files and not errors:
+        errors.append(_("Choose at least one file to upload."))
+    for uploaded in files:
+        try:
+            results.append(
+                services.document_upload(owner=request.user, uploaded_file=uploaded, sha256=uploaded.sha256)
+            )
+        except services.UploadRejected as exc:
+            errors.append(str(exc))
+    if request.htmx or request.headers.get("X-Requested-With") == "XMLHttpRequest":
+        status = 400 if errors and not results else 200
+        return render(
+            request,
+            "documents/list.html#upload_results",
+            {"results": results, "errors": errors},
+            status=status,
+        )
+    for error in errors:
+        messages.error(request, error)
+    for result in results:
+        if result.created:
+            messages.success(request, _("“%(name)s” uploaded.") % {"name": result.document.filename})
+        else:
+            messages.info(request, _("You already uploaded this file as “%(name)s”.") % {"name": result.document.filename})
+    return redirect("documents:list")
+
+
+@login_required
+@require_GET
+def document_row(request: HttpRequest, pk: int) -> HttpResponse:
+    return render(request, "documents/list.html#document_row", {"document": _owned_document(request, pk)})
+
+
+@login_required
+@require_GET
+def document_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    document = _owned_document(request, pk)
+    text = document.stored_file.content_text
+    pages = Paginator([text[i : i + TEXT_PAGE_CHARS] for i in range(0, len(text), TEXT_PAGE_CHARS)] or [""], 1)
+    page = pages.get_page(request.GET.get("page"))
+    template = "documents/detail.html#document_status" if request.htmx and request.GET.get("fragment") == "status" else "documents/detail.html"
+    return render(request, template, {"document": document, "page": page})
+
+
+@login_required
+@require_POST
+def document_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    document = _owned_document(request, pk)
+    if not services.document_retry(document=document):
+        messages.info(request, _("“%(name)s” is not in a failed state.") % {"name": document.filename})
+    if request.htmx:
+        document.stored_file.refresh_from_db()
+        return render(request, "documents/list.html#document_row", {"document": document})
+    return redirect(request.POST.get("next") or "documents:list")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def document_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    document = _owned_document(request, pk)
+    if request.method == "GET":
+        return render(request, "documents/delete.html", {"document": document})
+    name = document.filename
+    services.document_delete(document=document)
+    if request.htmx and request.POST.get("from") == "list":
+        return HttpResponse("")
+    messages.success(request, _("“%(name)s” deleted.") % {"name": name})
+    return redirect("documents:list")
+
+
+async def document_events(request: HttpRequest) -> StreamingHttpResponse:
+    """Server-Sent Events: one `document-<id>` event each time one of the user's documents changes."""
+    user = await request.auser()
+    if not user.is_authenticated:
+        raise PermissionDenied
+    last_id = request.headers.get("Last-Event-ID") or "$"
+
+    async def stream():
+        yield "retry: 2000\n\n"
+        try:
+            async for item in events_listen(user_id=user.pk, last_id=last_id):
+                if item is None:
+                    yield ": keep-alive\n\n"
+                    continue
+                entry_id, event, data = item
+                yield f"id: {entry_id}\nevent: {event}\ndata: {data or event}\n\n"
+        except asyncio.CancelledError:
+            raise
+
+    response = StreamingHttpResponse(stream(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response

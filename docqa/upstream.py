@@ -1,0 +1,44 @@
+"""Moonshot's errors, in words a user understands (shared by documents and chat)."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_noop as N_
+
+from docqa.moonshot import (
+    AuthenticationError,
+    ContextLengthError,
+    InvalidRequestError,
+    MoonshotConnectionError,
+    MoonshotError,
+    MoonshotTimeout,
+    NotFoundError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RateLimitError,
+    ServerError,
+    StreamInterrupted,
+)
+from docqa.notes import note
+
+_PLAIN = [
+    (AuthenticationError, N_("Moonshot rejected the API key. An administrator needs to check MOONSHOT_API_KEY.")),
+    (PermissionDeniedError, N_("Moonshot refused access to this resource.")),
+    (QuotaExceededError, N_("The Moonshot account has run out of quota. An administrator needs to top it up.")),
+    (RateLimitError, N_("Moonshot is rate limiting requests right now.")),
+    (ContextLengthError, N_("The request is too long for the model's context window.")),
+    (NotFoundError, N_("Moonshot no longer has this file.")),
+    (ServerError, N_("Moonshot is having trouble (server error).")),
+    (MoonshotTimeout, N_("Moonshot did not answer in time.")),
+    (StreamInterrupted, N_("The connection to Moonshot was cut mid-way.")),
+    (MoonshotConnectionError, N_("Moonshot cannot be reached.")),
+]
+
+
+def upstream_error_note(exc: MoonshotError) -> str:
+    """A stored note (see docqa.notes) explaining `exc`; it never holds the API key."""
+    for kind, message in _PLAIN:
+        if isinstance(exc, kind):
+            return note(message)
+    if isinstance(exc, InvalidRequestError):
+        return note(N_("Moonshot could not accept the request: %(detail)s"), detail=exc.message)
+    return note(N_("Moonshot returned an error: %(detail)s"), detail=exc.message)

@@ -1,0 +1,143 @@
+"""Shared fixtures: the emulator over real HTTP, a real Celery worker thread, live servers, users."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from docqa.connections import redis_client
+
+_usernames = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory):
+    """The Moonshot emulator on a free port for the whole run; the app is pointed at it."""
+    from docqa.emulator.testing import run_emulator
+
+    with run_emulator(data_dir=tmp_path_factory.mktemp("emulator"), api_key="emulator-key") as emu:
+        old = settings.MOONSHOT_BASE_URL, settings.MOONSHOT_API_KEY
+        settings.MOONSHOT_BASE_URL, settings.MOONSHOT_API_KEY = emu.base_url, emu.api_key
+        try:
+            yield emu
+        finally:
+            settings.MOONSHOT_BASE_URL, settings.MOONSHOT_API_KEY = old
+
+
+@pytest.fixture
+def emu(emulator):
+    """The emulator with no faults, no delays and an empty account for this test."""
+    emulator.control.reset()
+    emulator.control.configure(first_token_delay=0.0, chunk_delay=0.0, extract_delay=0.05)
+    yield emulator
+    emulator.control.clear_faults()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_media(tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MOONSHOT_MAX_RETRIES = 2
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis():
+    """Each test starts with empty Redis (its own embedded server, or CI's database 0)."""
+    redis_client().flushdb()
+    yield
+
+
+@pytest.fixture
+def celery_worker(transactional_db, emu):
+    """A real Celery worker in a thread, consuming every queue (not eager mode)."""
+    from celery.contrib.testing.worker import start_worker
+
+    from docqa.celery import app
+
+    app.conf.task_always_eager = False
+    with start_worker(
+        app,
+        pool="threads",
+        concurrency=4,
+        perform_ping_check=False,
+        queues=["files", "answers"],
+        shutdown_timeout=30,
+        loglevel="WARNING",
+    ) as worker:
+        yield worker
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    def make(username: str | None = None, password: str = "correct horse battery staple", **extra):
+        username = username or f"user{next(_usernames)}"
+        user = django_user_model.objects.create_user(username=username, password=password, **extra)
+        user.raw_password = password
+        return user
+
+    return make
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user("alice")
+
+
+@pytest.fixture
+def other_user(make_user):
+    return make_user("mallory")
+
+
+@pytest.fixture
+def auth_client(client, user):
+    client.force_login(user)
+    return client
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def asgi_server(transactional_db, emu):
+    """docqa's ASGI application under uvicorn in a thread, as `make run` serves it."""
+    import uvicorn
+
+    from docqa.asgi import application
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(application, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
+    """Poll `predicate` until it returns a truthy value (for state reached by other threads)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(interval)
+
+
+FIXTURES = Path(__file__).parent / "fixtures"

@@ -1,0 +1,106 @@
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from docqa.documents import services
+from docqa.documents.models import Document, Status, StoredFile
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("report.pdf", "report.pdf"),
+        ("../../etc/passwd.txt", "passwd.txt"),
+        ("C:\\Users\\x\\secret.docx", "secret.docx"),
+        ("bad\x00na\x1bme\x7f.md", "badname.md"),
+        ("<img src=x onerror=alert(1)>.html", "<img src=x onerror=alert(1)>.html"),
+        ("  spaced   out .txt ", "spaced out .txt"),
+    ],
+)
+def test_filename_clean(raw, expected):
+    assert services.filename_clean(raw) == expected
+
+
+def test_filename_clean_shortens_long_names_and_keeps_extension():
+    cleaned = services.filename_clean("a" * 300 + ".pdf")
+    assert len(cleaned) <= services.MAX_FILENAME_LENGTH
+    assert cleaned.endswith("….pdf")
+
+
+@pytest.mark.parametrize("raw", ["", "/", "../", "\x00\x01"])
+def test_filename_clean_refuses_names_with_nothing_left(raw):
+    with pytest.raises(services.UploadRejected):
+        services.filename_clean(raw)
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "reason"),
+    [
+        ("virus.exe", 10, ".exe files are not supported"),
+        ("README", 10, "no file extension"),
+        ("empty.txt", 0, "is empty"),
+        ("huge.pdf", 100 * 1024 * 1024 + 1, "100 MB limit"),
+    ],
+)
+def test_upload_validate_says_why(name, size, reason):
+    with pytest.raises(services.UploadRejected, match=reason):
+        services.upload_validate(filename=name, size=size)
+
+
+@pytest.mark.parametrize("name", ["a.PDF", "b.docx", "c.py", "d.jpg", "e.tsx", "f.yml"])
+def test_upload_validate_accepts_supported_formats(name):
+    services.upload_validate(filename=name, size=1)
+
+
+def test_content_parse_reads_moonshot_json_and_passes_other_text_through():
+    raw = json.dumps({"content": "正文 text", "file_type": "application/pdf", "filename": "x.pdf"}, ensure_ascii=False)
+    assert services.content_parse(raw) == ("正文 text", "application/pdf")
+    assert services.content_parse("plain text, not JSON") == ("plain text, not JSON", "")
+    assert services.content_parse('["a list"]') == ('["a list"]', "")
+
+
+def _upload(owner, name="notes.txt", data=b"hello world"):
+    import hashlib
+
+    uploaded = SimpleUploadedFile(name, data)
+    return services.document_upload(owner=owner, uploaded_file=uploaded, sha256=hashlib.sha256(data).hexdigest())
+
+
+@pytest.mark.django_db
+def test_same_bytes_reuse_the_document_and_share_the_stored_file(user, other_user, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        first = _upload(user)
+        again = _upload(user, name="renamed.txt")
+        theirs = _upload(other_user, name="theirs.txt")
+    assert first.created and not again.created and theirs.created
+    assert again.document.pk == first.document.pk
+    assert theirs.document.stored_file_id == first.document.stored_file_id
+    assert StoredFile.objects.count() == 1
+    assert len(callbacks) == 1  # one ingest for one set of bytes
+
+
+@pytest.mark.django_db
+def test_delete_keeps_stored_file_while_another_document_uses_it(user, other_user, settings):
+    mine = _upload(user).document
+    theirs = _upload(other_user).document
+    path = settings.MEDIA_ROOT / mine.stored_file.file.name
+    assert path.exists()
+    services.document_delete(document=mine)
+    assert StoredFile.objects.filter(pk=theirs.stored_file_id).exists()
+    services.document_delete(document=theirs)
+    assert not StoredFile.objects.exists()
+    assert not path.exists()
+
+
+@pytest.mark.django_db
+def test_transitions_only_move_from_the_expected_state(user):
+    stored = _upload(user).document.stored_file
+    assert not services.stored_file_transition(
+        stored_file_id=stored.pk, from_statuses=(Status.EXTRACTING,), to_status=Status.READY
+    )
+    assert services.stored_file_fail(stored_file_id=stored.pk, message="x")
+    assert not services.stored_file_fail(stored_file_id=stored.pk, message="again")
+    stored.refresh_from_db()
+    assert stored.status == Status.FAILED and stored.last_error == "x"
+    assert Document.objects.get().status == Status.FAILED
