@@ -17,6 +17,20 @@ from tests.moonshot.rawserver import Handler, RawServer
 API_KEY = "sk-docqa-test-6f1c0e93b7a24d58"
 
 
+# The suite-wide conftest above this folder has autouse fixtures that need pytest-django
+# (`settings`) and the app's Redis. The client must be testable with Django switched off
+# (`-p no:django`), so within this folder they are replaced, by name, with no-ops: these
+# tests use no media and keep their Redis keys in a namespace of their own.
+@pytest.fixture
+def _isolated_media() -> None:
+    return None
+
+
+@pytest.fixture
+def _clean_redis() -> None:
+    return None
+
+
 class RecordedSleep:
     """Stands in for `time.sleep`: records each wait and returns at once."""
 
@@ -40,6 +54,8 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 def emu(emulator) -> Iterator[object]:
     """The emulator, with no faults and no artificial delays, before and after each test."""
     emulator.control.clear_faults()
+    if hasattr(emulator.control, "reset"):
+        emulator.control.reset()  # an empty account, so file listings are this test's own
     emulator.control.configure(first_token_delay=0.0, chunk_delay=0.0, extract_delay=0.0)
     yield emulator
     emulator.control.clear_faults()

@@ -100,16 +100,24 @@ def send_response(
         body = json.dumps(body)
     if isinstance(body, str):
         body = body.encode()
-    lines = [f"HTTP/1.1 {status} X", f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
+    # This server handles one request per connection and says so, or the client's pool
+    # would race the close when it reuses the connection.
+    lines = [
+        f"HTTP/1.1 {status} X",
+        f"Content-Type: {content_type}",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+    ]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
 
 
 def start_event_stream(conn: socket.socket, *, chunked: bool = True) -> None:
     """Headers of a `text/event-stream` answer; without chunking the body ends at close."""
-    framing = "Transfer-Encoding: chunked" if chunked else "Connection: close"
+    framing = "Transfer-Encoding: chunked\r\n" if chunked else ""
     conn.sendall(
-        f"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n{framing}\r\n\r\n".encode()
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n"
+        f"{framing}\r\n".encode()
     )
 
 
