@@ -532,8 +532,11 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 def _is_timeout(exc: BaseException) -> bool:
     # requests reports a read timeout during a body read as a ConnectionError wrapping
     # urllib3's ReadTimeoutError, so the class alone is not enough.
+    # urllib3's NewConnectionError ("connection refused") subclasses its ConnectTimeoutError
+    # for backwards compatibility; it is not a timeout.
     return any(
         isinstance(cause, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError))
+        and not isinstance(cause, urllib3.exceptions.NewConnectionError)
         for cause in _causes(exc)
     )
 
