@@ -187,7 +187,7 @@ def _office_open_error(path: Path, kind: str, exc: Exception) -> ExtractionError
             f"file is encrypted (a password-protected {kind} document) or an old binary Office "
             "file renamed; it cannot be opened"
         )
-    return ExtractionError(f"file is damaged or not a {kind} document: it could not be opened ({_short(exc)})")
+    return ExtractionError(f"file is damaged or is not a valid {kind} file: it could not be opened ({_short(exc)})")
 
 
 def _docx(path: Path, file_type: str) -> Extraction:
@@ -209,22 +209,24 @@ def _docx(path: Path, file_type: str) -> Extraction:
 def _xlsx(path: Path, file_type: str) -> Extraction:
     import openpyxl
 
-    try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:
-        raise _office_open_error(path, "Excel (.xlsx)", exc) from exc
-    try:
-        sheets = []
-        for sheet in workbook.worksheets:
-            rows = []
-            for row in sheet.iter_rows(values_only=True):
-                cells = ["" if value is None else str(value) for value in row]
-                if any(cells):
-                    rows.append("\t".join(cells).rstrip("\t"))
-            sheets.append(f"## {sheet.title}\n" + "\n".join(rows))
-        title = workbook.properties.title or ""
-    finally:
-        workbook.close()
+    # A file object, not the path: openpyxl refuses paths without an .xlsx suffix.
+    with path.open("rb") as handle:
+        try:
+            workbook = openpyxl.load_workbook(handle, read_only=True, data_only=True)
+        except Exception as exc:
+            raise _office_open_error(path, "Excel (.xlsx)", exc) from exc
+        try:
+            sheets = []
+            for sheet in workbook.worksheets:
+                rows = []
+                for row in sheet.iter_rows(values_only=True):
+                    cells = ["" if value is None else str(value) for value in row]
+                    if any(cells):
+                        rows.append("\t".join(cells).rstrip("\t"))
+                sheets.append(f"## {sheet.title}\n" + "\n".join(rows))
+            title = workbook.properties.title or ""
+        finally:
+            workbook.close()
     return Extraction("\n\n".join(sheets), file_type, title=title)
 
 
