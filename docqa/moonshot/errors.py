@@ -142,7 +142,7 @@ def error_for_response(
     """
     message, error_type, code = _parse_error_body(body)
     if not message:
-        message = f"HTTP {status} {reason}".strip()
+        message = reason or "No error message"
     kwargs: dict[str, Any] = {
         "status": status,
         "type": error_type,

@@ -99,7 +99,7 @@ def test_html_error_page_gives_server_error_with_readable_message():
 def test_empty_body_falls_back_to_status_line():
     error = error_for_response(429, b"", reason="Too Many Requests")
     assert isinstance(error, RateLimitError)
-    assert error.message == "HTTP 429 Too Many Requests"
+    assert str(error) == "Too Many Requests (HTTP 429)"
 
 
 def test_error_as_plain_string_and_other_json_shapes():
