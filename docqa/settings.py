@@ -230,6 +230,26 @@ DOCQA_RETENTION = env_choice(
     "DOCQA_RETENTION", "keep", ("keep", "delete-after-extract", "evict")
 )
 
+# --- Housekeeping (docqa.documents.housekeeping) -------------------------------------------
+# How often beat reconciles the Moonshot account with the database, and how old a remote file
+# nobody claims must be before it counts as an orphan to delete (uploads in flight are younger).
+DOCQA_RECONCILE_INTERVAL = env_int("DOCQA_RECONCILE_INTERVAL", 300, minimum=10)
+DOCQA_ORPHAN_GRACE = env_int("DOCQA_ORPHAN_GRACE", 1800, minimum=0)
+# With DOCQA_RETENTION=evict: above the high-water mark (percent of the file count or of the
+# bytes), least recently used remote copies whose text is stored go, down to the low-water mark.
+DOCQA_EVICT_HIGH_WATER = env_int("DOCQA_EVICT_HIGH_WATER", 90, minimum=1, maximum=100)
+DOCQA_EVICT_LOW_WATER = env_int("DOCQA_EVICT_LOW_WATER", 75, minimum=0, maximum=99)
+if DOCQA_EVICT_LOW_WATER >= DOCQA_EVICT_HIGH_WATER:
+    raise ImproperlyConfigured("DOCQA_EVICT_LOW_WATER must be below DOCQA_EVICT_HIGH_WATER.")
+CELERY_BEAT_SCHEDULE["documents-reconcile"] = {
+    "task": "docqa.documents.tasks.remote_files_reconcile",
+    "schedule": DOCQA_RECONCILE_INTERVAL,
+}
+CELERY_BEAT_SCHEDULE["documents-retention"] = {
+    "task": "docqa.documents.tasks.retention_apply",
+    "schedule": env_int("DOCQA_SWEEP_INTERVAL", 60, minimum=5),
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

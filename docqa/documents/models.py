@@ -50,6 +50,9 @@ class StoredFile(models.Model):
     remote_id = models.CharField(max_length=64, blank=True, db_index=True)
     remote_uploaded_at = models.DateTimeField(null=True, blank=True)
     upload_started_at = models.DateTimeField(null=True, blank=True)
+    # Set when reconciliation found the remote copy gone without docqa deleting it; the
+    # extracted text stays, and a re-extraction uploads the local file again.
+    remote_missing_at = models.DateTimeField(null=True, blank=True)
 
     content_raw = models.TextField(blank=True, help_text=_("Exactly as Moonshot returned it."))
     content_text = models.TextField(blank=True)
