@@ -53,9 +53,23 @@ class OfflineAnswer:
     language: str
 
 
+def _stem(word: str) -> str:
+    """A crude English stem, so that "tides" finds "tide" and "caused" finds "cause"."""
+    word = re.sub(r"['’]s$", "", word)
+    for suffix in ("ing", "ed", "es", "s", "e"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
+            word = word[: -len(suffix)]
+            if suffix in ("es", "s") and word.endswith("e") and len(word) > 3:
+                word = word[:-1]
+            break
+    return word
+
+
 def terms(text: str) -> list[str]:
-    """Lowercased words (minus stop words) and CJK bigrams: the units of matching."""
-    found = [w.lower() for w in _WORD.findall(text) if len(w) > 1 and w.lower() not in _STOPWORDS]
+    """Lowercased, stemmed words (minus stop words) and CJK bigrams: the units of matching."""
+    found = [
+        _stem(w.lower()) for w in _WORD.findall(text) if len(w) > 1 and w.lower() not in _STOPWORDS
+    ]
     for run in _CJK_RUN.findall(text):
         chars = [c for c in run if c not in _CJK_STOPCHARS] or list(run)
         if len(run) == 1:

@@ -1,0 +1,194 @@
+"""Chat completions: validation, the offline answer, streaming shape, thinking, limits."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.emulator.conftest import sse_events
+
+DOCUMENT = json.dumps(
+    {
+        "content": (
+            "Tides are caused by the moon's gravity pulling on the oceans.\n\n"
+            "The harbour master publishes a tide table every Monday.\n\n"
+            "Lighthouses use Fresnel lenses to focus their beams."
+        ),
+        "file_type": "text/plain",
+        "filename": "harbour.txt",
+        "title": "",
+        "type": "file",
+    },
+    ensure_ascii=False,
+)
+QUESTION = [
+    {"role": "system", "content": "You are Kimi."},
+    {"role": "system", "content": DOCUMENT},
+    {"role": "user", "content": "What causes the tides?"},
+]
+
+
+def content_of(events: list) -> str:
+    return "".join(e["choices"][0]["delta"].get("content") or "" for e in events if isinstance(e, dict) and e["choices"])
+
+
+def reasoning_of(events: list) -> str:
+    return "".join(
+        e["choices"][0]["delta"].get("reasoning_content") or "" for e in events if isinstance(e, dict) and e["choices"]
+    )
+
+
+def test_plain_completion_shape_and_honest_answer(api):
+    response = api.chat(messages=QUESTION, temperature=0.3)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["id"].startswith("chatcmpl-")
+    assert body["object"] == "chat.completion"
+    assert body["model"] == "moonshot-v1-8k"
+    assert isinstance(body["created"], int)
+    [choice] = body["choices"]
+    assert choice["index"] == 0 and choice["finish_reason"] == "stop"
+    assert choice["message"]["role"] == "assistant"
+    answer = choice["message"]["content"]
+    assert "Offline mode" in answer and "no language model was called" in answer
+    assert "harbour.txt" in answer
+    # The best passage is quoted first, and passages sharing nothing are left out.
+    assert answer.index("moon's gravity") < answer.index("tide table")
+    assert "Fresnel" not in answer
+    usage = body["usage"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert usage["completion_tokens"] > 0
+
+
+def test_chinese_question_gets_chinese_framing(api):
+    messages = [
+        {"role": "system", "content": "潮汐是由月球引力引起的。\n\n灯塔使用菲涅耳透镜。"},
+        {"role": "user", "content": "潮汐是什么引起的？"},
+    ]
+    answer = api.chat(messages=messages).json()["choices"][0]["message"]["content"]
+    assert "离线模式" in answer
+    assert "潮汐是由月球引力引起的" in answer
+    assert "菲涅耳" not in answer
+
+
+def test_no_matching_passage_is_said_plainly(api):
+    messages = [{"role": "system", "content": "Apples are red."}, {"role": "user", "content": "Quantum chromodynamics?"}]
+    answer = api.chat(messages=messages).json()["choices"][0]["message"]["content"]
+    assert "No passage" in answer
+
+
+def test_stream_shape_usage_inside_the_choice_and_done(api):
+    events = api.stream(messages=QUESTION)
+    assert events[-1] == "[DONE]"
+    chunks = events[:-1]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert len({c["id"] for c in chunks}) == 1
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert len(chunks) > 5  # several-word deltas, not one blob
+    final = chunks[-1]
+    assert final["choices"][0]["finish_reason"] == "stop"
+    assert final["choices"][0]["usage"] == final["usage"]
+    assert final["usage"]["total_tokens"] == final["usage"]["prompt_tokens"] + final["usage"]["completion_tokens"]
+    assert all(c["choices"][0]["finish_reason"] is None for c in chunks[:-1])
+    plain = api.chat(messages=QUESTION).json()
+    assert content_of(chunks) == plain["choices"][0]["message"]["content"]
+    assert final["usage"] == plain["usage"]
+
+
+def test_stream_include_usage_adds_a_choiceless_chunk(api):
+    events = api.stream(messages=QUESTION, stream_options={"include_usage": True})
+    assert events[-2]["choices"] == [] and events[-2]["usage"]["total_tokens"] > 0
+
+
+@pytest.mark.parametrize(
+    "model, thinking, reasons",
+    [
+        ("kimi-k2-thinking", None, True),
+        ("kimi-k2-thinking-turbo", None, True),
+        ("kimi-k2.5", {"type": "enabled"}, True),
+        ("kimi-k2.6", None, True),  # the spec's default for k2.5/k2.6 is enabled
+        ("kimi-k2.6", {"type": "disabled"}, False),
+        ("kimi-k2-turbo-preview", None, False),
+    ],
+)
+def test_thinking_models_stream_reasoning_before_content(api, model, thinking, reasons):
+    body = {"model": model, "messages": QUESTION}
+    if thinking:
+        body["thinking"] = thinking
+    events = api.stream(**body)
+    reasoning = reasoning_of(events)
+    if not reasons:
+        assert reasoning == ""
+        return
+    assert reasoning.startswith("Offline mode: no model is running. Scoring")
+    fields = [next(iter(e["choices"][0]["delta"])) for e in events[1:-2]]
+    assert fields == sorted(fields, key=lambda f: f != "reasoning_content")  # all reasoning first
+    message = api.chat(**body).json()["choices"][0]["message"]
+    assert message["reasoning_content"] == reasoning
+
+
+def test_max_tokens_cuts_the_answer_with_finish_reason_length(api):
+    body = api.chat(messages=QUESTION, max_tokens=10).json()
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert 0 < body["usage"]["completion_tokens"] <= 10
+    events = api.stream(messages=QUESTION, max_completion_tokens=10)
+    assert events[-2]["choices"][0]["finish_reason"] == "length"
+    assert content_of(events) == body["choices"][0]["message"]["content"]
+
+
+def test_prompt_over_the_context_window_is_refused(api):
+    long_document = "word " * 8000  # about 10,000 tokens, over moonshot-v1-8k's 8,192
+    messages = [{"role": "system", "content": long_document}, {"role": "user", "content": "Summarise."}]
+    response = api.chat(messages=messages)
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert "exceeded model token limit" in response.json()["error"]["message"]
+    assert api.chat(model="moonshot-v1-32k", messages=messages).status_code == 200
+
+
+def test_max_tokens_counts_toward_the_context_window(api):
+    messages = [{"role": "user", "content": "hello"}]
+    assert api.chat(messages=messages, max_tokens=8000).status_code == 200
+    refused = api.chat(messages=messages, max_tokens=8192)
+    assert refused.status_code == 400
+    assert "exceeded model token limit" in refused.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ({"model": "gpt-4"}, "gpt-4"),
+        ({"messages": []}, "messages"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "role"),
+        ({"messages": [{"role": "user", "content": ""}]}, "empty"),
+        ({"temperature": 1.5}, "temperature"),
+        ({"n": 6}, "n must"),
+        ({"max_tokens": 0}, "max_tokens"),
+    ],
+)
+def test_invalid_requests_are_400_invalid_request_error(api, body, words):
+    full = {"model": "moonshot-v1-8k", "messages": [{"role": "user", "content": "hi"}], **body}
+    response = api.post("/chat/completions", json=full)
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert words in response.json()["error"]["message"]
+
+
+def test_body_that_is_not_json_is_refused(api):
+    response = api.post("/chat/completions", data=b"{not json", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+
+
+def test_first_token_delay_and_chunk_delay_pace_the_stream(emu, api):
+    emu.control.configure(first_token_delay=0.3, chunk_delay=0.02, chunk_size_words=50)
+    started = time.monotonic()
+    with api.post("/chat/completions", json={"model": "moonshot-v1-8k", "messages": QUESTION, "stream": True},
+                  stream=True) as response:
+        headers_at = time.monotonic() - started
+        events = sse_events(response)
+    total = time.monotonic() - started
+    assert headers_at < 0.25  # headers come at once; the wait is for the first token
+    assert total >= 0.3 + 0.02 * (len(events) - 4)
+    assert events[-1] == "[DONE]"
