@@ -39,6 +39,14 @@ def emu(emulator):
     emulator.control.clear_faults()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _collected_static(django_db_blocker):
+    """Static files collected as `make run` does, so pages load exactly as deployed."""
+    from django.core.management import call_command
+
+    call_command("collectstatic", interactive=False, verbosity=0)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_media(tmp_path, settings):
     settings.MEDIA_ROOT = tmp_path / "media"

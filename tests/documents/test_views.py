@@ -1,0 +1,179 @@
+import hashlib
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from docqa.documents import services
+from docqa.documents.models import Document, StoredFile
+
+pytestmark = pytest.mark.django_db
+
+
+def _document_for(owner, data=b"some text", name="a.txt"):
+    uploaded = SimpleUploadedFile(name, data)
+    return services.document_upload(
+        owner=owner, uploaded_file=uploaded, sha256=hashlib.sha256(data).hexdigest()
+    ).document
+
+
+def _post_upload(client, *files, xhr=True):
+    headers = {"HTTP_X_REQUESTED_WITH": "XMLHttpRequest"} if xhr else {}
+    return client.post(reverse("documents:upload"), {"files": list(files)}, **headers)
+
+
+def test_pages_need_login(client):
+    for url in [reverse("documents:list"), reverse("documents:upload")]:
+        response = client.get(url)
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_list_shows_upload_control_and_offline_banner(auth_client):
+    response = auth_client.get(reverse("documents:list"))
+    html = response.content.decode()
+    assert 'type="file" name="files" multiple' in html
+    assert "Upload documents" in html
+    assert 'data-role="offline-banner"' in html
+
+
+def test_list_in_chinese(auth_client):
+    response = auth_client.get(reverse("documents:list"), HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert "上传" in response.content.decode()
+
+
+def test_upload_creates_document_and_row(auth_client, user, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = _post_upload(auth_client, SimpleUploadedFile("notes.md", b"# Title\nbody"))
+    assert response.status_code == 200
+    document = Document.objects.get(owner=user)
+    html = response.content.decode()
+    assert f'id="document-{document.pk}"' in html and "notes.md" in html and "Queued" in html
+    assert document.stored_file.sha256 == hashlib.sha256(b"# Title\nbody").hexdigest()
+    assert len(callbacks) == 1
+
+
+def test_upload_without_js_redirects_with_messages(auth_client, user):
+    response = _post_upload(auth_client, SimpleUploadedFile("a.txt", b"x"), SimpleUploadedFile("b.exe", b"y"), xhr=False)
+    assert response.status_code == 302
+    page = auth_client.get(response["Location"]).content.decode()
+    assert "“a.txt” uploaded." in page
+    assert ".exe files are not supported" in page
+    assert Document.objects.filter(owner=user).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("tool.exe", b"MZ", ".exe files are not supported"),
+        ("empty.pdf", b"", "is empty"),
+        ("noext", b"abc", "no file extension"),
+    ],
+)
+def test_bad_uploads_get_a_clear_error_and_store_nothing(auth_client, name, data, message):
+    response = _post_upload(auth_client, SimpleUploadedFile(name, data))
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Document.objects.exists() and not StoredFile.objects.exists()
+
+
+def test_upload_with_nothing_chosen(auth_client):
+    response = _post_upload(auth_client)
+    assert response.status_code == 400
+    assert "Choose at least one file" in response.content.decode()
+
+
+def test_file_over_limit_is_stopped_while_streaming(auth_client, settings):
+    settings.DOCQA_MAX_UPLOAD_BYTES = 1024
+    response = _post_upload(auth_client, SimpleUploadedFile("big.txt", b"x" * 5000))
+    assert response.status_code == 400
+    assert "larger than the" in response.content.decode()
+    assert not StoredFile.objects.exists()
+
+
+def test_html_in_file_names_is_escaped(auth_client, user):
+    _post_upload(auth_client, SimpleUploadedFile('<img src=x onerror="alert(1)">.txt', b"payload"))
+    html = auth_client.get(reverse("documents:list")).content.decode()
+    assert "<img src=x" not in html
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;.txt" in html
+
+
+def test_uploading_same_bytes_twice_reuses_document(auth_client, user):
+    _post_upload(auth_client, SimpleUploadedFile("one.txt", b"same bytes"))
+    response = _post_upload(auth_client, SimpleUploadedFile("two.txt", b"same bytes"))
+    assert "You already uploaded this file as “one.txt”" in response.content.decode()
+    assert Document.objects.filter(owner=user).count() == 1
+
+
+def test_detail_shows_text_escaped_and_paginated(auth_client, user):
+    document = _document_for(user)
+    StoredFile.objects.filter(pk=document.stored_file_id).update(
+        status="ready", content_text="<b>bold?</b> " + "y" * 45_000, token_count=1234, remote_id="cqabc"
+    )
+    html = auth_client.get(document.get_absolute_url()).content.decode()
+    assert "&lt;b&gt;bold?&lt;/b&gt;" in html and "<b>bold?</b>" not in html
+    assert "Page 1 of 3" in html and "1,234" in html and "cqabc" in html
+    assert "Page 3 of 3" in auth_client.get(document.get_absolute_url() + "?page=3").content.decode()
+
+
+def test_retry_moves_only_failed_documents(auth_client, user, django_capture_on_commit_callbacks):
+    document = _document_for(user)
+    services.stored_file_fail(stored_file_id=document.stored_file_id, message="boom")
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = auth_client.post(reverse("documents:retry", args=[document.pk]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and "Queued" in response.content.decode()
+    assert len(callbacks) == 1
+    document.stored_file.refresh_from_db()
+    assert document.stored_file.status == "queued"
+
+
+def test_delete_asks_then_deletes(auth_client, user):
+    document = _document_for(user)
+    assert "cannot be undone" in auth_client.get(reverse("documents:delete", args=[document.pk])).content.decode()
+    response = auth_client.post(reverse("documents:delete", args=[document.pk]))
+    assert response.status_code == 302
+    assert not Document.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("route", "method"),
+    [
+        ("documents:detail", "get"),
+        ("documents:row", "get"),
+        ("documents:retry", "post"),
+        ("documents:delete", "get"),
+        ("documents:delete", "post"),
+    ],
+)
+def test_another_users_document_is_404_on_every_route(client, user, other_user, route, method):
+    document = _document_for(user)
+    client.force_login(other_user)
+    response = getattr(client, method)(reverse(route, args=[document.pk]))
+    assert response.status_code == 404
+    assert Document.objects.filter(pk=document.pk).exists()
+
+
+def test_post_without_csrf_token_is_refused(user):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    response = client.post(reverse("documents:upload"), {"files": [SimpleUploadedFile("a.txt", b"x")]})
+    assert response.status_code == 403
+    assert not StoredFile.objects.exists()
+
+
+def test_signup_login_logout(client, django_user_model):
+    response = client.post(
+        reverse("signup"),
+        {"username": "newbie", "password1": "a-Long-passphrase-42", "password2": "a-Long-passphrase-42"},
+    )
+    assert response.status_code == 302
+    assert django_user_model.objects.filter(username="newbie").exists()
+    assert client.get(reverse("documents:list")).status_code == 200
+    client.post(reverse("logout"))
+    assert client.get(reverse("documents:list")).status_code == 302
+
+
+def test_language_can_be_switched(auth_client):
+    auth_client.post(reverse("set_language"), {"language": "zh-hans", "next": "/documents/"})
+    assert "文档" in auth_client.get(reverse("documents:list")).content.decode()
