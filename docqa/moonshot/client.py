@@ -380,10 +380,11 @@ class MoonshotClient:
                 # The opening phase lasts until the first event: up to there a retry
                 # cannot duplicate anything the caller has seen.
                 first = next(events, None)
-                if first is not None:
-                    error = _event_error(first)
-                    if error is not None:
-                        raise error
+                if first is None:
+                    raise StreamInterrupted("Stream ended before its first event")
+                error = _event_error(first)
+                if error is not None:
+                    raise error
                 break
             except MoonshotError as error:
                 stack.close()
@@ -410,7 +411,7 @@ class MoonshotClient:
                     partial_reasoning="".join(reasoning),
                 )
 
-            event = first
+            event: SSEEvent | None = first
             while event is not None:
                 if event.data.strip() == "[DONE]":
                     return

@@ -93,7 +93,12 @@ class Lease:
             return
         if time.monotonic() - self._renewed_at < self._limiter.lease_seconds / 3:
             return
-        self._limiter._renew(self.token)
+        try:
+            self._limiter._renew(self.token)
+        except Exception:
+            # A Redis hiccup must not break the stream being read; the next call tries again.
+            logger.warning("Could not renew Moonshot lease", exc_info=True)
+            return
         self._renewed_at = time.monotonic()
 
 

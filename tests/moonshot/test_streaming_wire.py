@@ -195,3 +195,72 @@ def test_closing_the_stream_early_closes_the_connection(raw_server, make_client)
         next(it)
     # The server notices the closed socket when its writes start failing.
     assert stop.wait(3)
+
+
+def test_empty_stream_before_any_event_is_retried(raw_server, make_client, sleep):
+    def handler(request, conn):
+        start_event_stream(conn)
+        if len(server.requests) == 1:
+            end_chunked(conn)
+            return
+        send_chunk(conn, chunk_event("ok", finish_reason="stop") + b"data: [DONE]\n\n")
+        end_chunked(conn)
+
+    server = raw_server(handler)
+    client = make_client(server.base_url)
+    assert [c.content for c in client.chat_completion_stream(model="m", messages=MESSAGES)] == ["ok"]
+    assert len(server.requests) == 2
+    assert len(sleep.waits) == 1
+
+
+def test_error_event_in_place_of_the_first_chunk_is_typed_and_retried(raw_server, make_client, sleep):
+    def handler(request, conn):
+        start_event_stream(conn)
+        if len(server.requests) == 1:
+            send_chunk(conn, b'data: {"error":{"message":"busy","type":"rate_limit_reached_error"}}\n\n')
+        else:
+            send_chunk(conn, chunk_event("ok", finish_reason="stop") + b"data: [DONE]\n\n")
+        end_chunked(conn)
+
+    server = raw_server(handler)
+    client = make_client(server.base_url)
+    assert [c.content for c in client.chat_completion_stream(model="m", messages=MESSAGES)] == ["ok"]
+    assert len(sleep.waits) == 1 and sleep.waits[0] >= 3.0
+
+
+def test_error_event_after_chunks_is_interrupted_with_the_message(raw_server, make_client):
+    def handler(request, conn):
+        start_event_stream(conn)
+        send_chunk(conn, chunk_event("Half"))
+        send_chunk(conn, b'data: {"error":{"message":"engine overloaded","type":"server_error"}}\n\n')
+        end_chunked(conn)
+
+    client = make_client(raw_server(handler).base_url)
+    with pytest.raises(StreamInterrupted) as caught:
+        list(client.chat_completion_stream(model="m", messages=MESSAGES))
+    assert "engine overloaded" in str(caught.value)
+    assert caught.value.partial_content == "Half"
+
+
+def test_status_detail_spelling_from_the_wire(raw_server, make_client):
+    def handler(request, conn):
+        send_response(
+            conn,
+            200,
+            {"id": "cq1", "object": "file", "bytes": 3, "created_at": 1, "filename": "a.pdf",
+             "purpose": "file-extract", "status": "error", "status_detail": "encrypted"},
+        )
+
+    client = make_client(raw_server(handler).base_url)
+    info = client.files_retrieve("cq1")
+    assert info.is_failed and info.status_details == "encrypted"
+
+
+def test_file_content_without_charset_is_decoded_as_utf8(raw_server, make_client):
+    body = '{"content": "第一季度收入", "type": "file"}'
+
+    def handler(request, conn):
+        send_response(conn, 200, body.encode(), content_type="text/plain")
+
+    client = make_client(raw_server(handler).base_url)
+    assert client.files_content("cq1") == body
