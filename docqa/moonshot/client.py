@@ -65,7 +65,8 @@ _STREAM_READ_SIZE = 64 * 1024
 class MoonshotClient:
     """A client for one Moonshot account.
 
-    One `requests.Session` per client keeps connections alive between calls. Every HTTP
+    One `requests.Session` per client keeps connections alive between calls; build one
+    client per thread (or per task) rather than sharing one across threads. Every HTTP
     attempt first takes a slot from `limiter` (see `RedisLimiter`) when one is given.
     `max_retries` counts the attempts after the first. `sleep` is injectable only so tests
     can record the waits.
@@ -117,6 +118,7 @@ class MoonshotClient:
 
         The file is reopened for each attempt. Timeouts and connection errors are raised at
         once, not retried: the upload may have reached Moonshot (see the module docstring).
+        An unreadable local file raises `OSError` before anything is sent.
         """
         content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
