@@ -189,7 +189,7 @@ def offline_answer(messages: list[dict]) -> OfflineAnswer:
     best = passages_rank(question, passages)
     chinese = is_chinese(question)
     reasoning = _reasoning(chinese, len(documents), len(passages), best)
-    content = _content(chinese, question, documents, best)
+    content = _content(chinese, documents, best)
     return OfflineAnswer(reasoning=reasoning, content=content, language="zh" if chinese else "en")
 
 
@@ -206,7 +206,7 @@ def _reasoning(chinese: bool, documents: int, passages: int, best: list[ScoredPa
     )
 
 
-def _content(chinese: bool, question: str, documents: list, best: list[ScoredPassage]) -> str:
+def _content(chinese: bool, documents: list, best: list[ScoredPassage]) -> str:
     if chinese:
         lines = [
             "**离线模式**：本回答没有调用任何模型，而是由本地 Moonshot 模拟器从文档中挑出与问题最相关的段落。",

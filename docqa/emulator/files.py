@@ -155,7 +155,10 @@ async def files_upload(request: Request) -> Response:
         # Refused before a byte of the body is read: the client learns at once.
         if declared_bytes > limits.max_file_bytes + MULTIPART_ALLOWANCE:
             raise _too_large(limits.max_file_bytes)
-    state.store.room_check(0)
+        # The file is at least the body less the multipart framing: enough to refuse early.
+        state.store.room_check(max(0, declared_bytes - MULTIPART_ALLOWANCE))
+    else:
+        state.store.room_check(0)
 
     temp_path = state.store.temp_path_new()
     try:

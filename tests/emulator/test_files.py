@@ -186,3 +186,26 @@ def test_extraction_cut_short_by_a_stop_resumes_after_restart(tmp_path):
 @pytest.mark.parametrize("name", ["报告.txt", "résumé.md"])
 def test_non_ascii_filenames_round_trip(api, name):
     assert api.upload_ok(name, b"text")["filename"] == name
+
+
+def test_a_large_upload_streams_to_disk_without_growing_memory(emu, api, tmp_path):
+    import psutil
+    from requests_toolbelt import MultipartEncoder
+
+    source = tmp_path / "big.log"
+    with source.open("wb") as handle:
+        for _ in range(30):
+            handle.write(b"0123456789abcdef" * 65536)  # 30 MB in all
+    emu.control.configure(extract_delay=30)  # extraction reads the text whole; keep it out of the way
+    process = psutil.Process()
+    before = process.memory_info().rss
+    with source.open("rb") as handle:
+        # A streaming encoder, so neither side of the test holds the body whole.
+        encoder = MultipartEncoder({"purpose": "file-extract", "file": ("big.log", handle)})
+        response = api.post("/files", data=encoder, headers={"Content-Type": encoder.content_type})
+    grown = process.memory_info().rss - before
+    assert response.status_code == 200, response.text
+    assert response.json()["bytes"] == 30 * MB
+    assert grown < 10 * MB
+    stored = emu.data_dir / "files" / response.json()["id"]
+    assert stored.stat().st_size == 30 * MB
