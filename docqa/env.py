@@ -12,14 +12,26 @@ from collections.abc import Mapping
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
+
+# Every name a parser was asked for, so settings can refuse variables it does not know.
+READ: set[str] = set()
+PREFIXES = ("DJANGO_", "DOCQA_", "MOONSHOT_")
+
+
+def unknown_variables(*, environ: Mapping[str, str] = os.environ, also_known: tuple[str, ...] = ()) -> list[str]:
+    """Our prefixes' variables that no setting reads: most likely typos."""
+    known = READ | set(also_known) | {"DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    return sorted(name for name in environ if name.startswith(PREFIXES) and name not in known)
 _FALSE = {"0", "false", "no", "off", ""}
 
 
 def env_str(name: str, default: str = "", *, environ: Mapping[str, str] = os.environ) -> str:
+    READ.add(name)
     return environ.get(name, default).strip()
 
 
 def env_bool(name: str, default: bool, *, environ: Mapping[str, str] = os.environ) -> bool:
+    READ.add(name)
     raw = environ.get(name)
     if raw is None:
         return default
@@ -39,6 +51,7 @@ def env_int(
     maximum: int | None = None,
     environ: Mapping[str, str] = os.environ,
 ) -> int:
+    READ.add(name)
     raw = environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -56,6 +69,7 @@ def env_int(
 def env_float(
     name: str, default: float, *, minimum: float = 0.0, environ: Mapping[str, str] = os.environ
 ) -> float:
+    READ.add(name)
     raw = environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -69,6 +83,7 @@ def env_float(
 
 
 def env_list(name: str, default: list[str], *, environ: Mapping[str, str] = os.environ) -> list[str]:
+    READ.add(name)
     raw = environ.get(name)
     if raw is None:
         return default
@@ -78,6 +93,7 @@ def env_list(name: str, default: list[str], *, environ: Mapping[str, str] = os.e
 def env_choice(
     name: str, default: str, choices: tuple[str, ...], *, environ: Mapping[str, str] = os.environ
 ) -> str:
+    READ.add(name)
     value = environ.get(name, default).strip()
     if value not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)} (got {value!r}).")
@@ -85,6 +101,7 @@ def env_choice(
 
 
 def env_url(name: str, default: str, *, schemes: tuple[str, ...], environ: Mapping[str, str] = os.environ) -> str:
+    READ.add(name)
     value = environ.get(name, default).strip()
     scheme, sep, rest = value.partition("://")
     if not sep or scheme not in schemes or not rest:
@@ -99,6 +116,7 @@ def secret_key(name: str, path, *, environ: Mapping[str, str] = os.environ) -> s
 
     A fresh machine then needs no setup, and sessions survive restarts.
     """
+    READ.add(name)
     value = environ.get(name, "").strip()
     if value:
         if len(value) < 32:

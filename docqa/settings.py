@@ -21,6 +21,7 @@ from docqa.env import (
     env_str,
     env_url,
     secret_key,
+    unknown_variables,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "docqa",
     "docqa.accounts",
     "docqa.documents",
+    "docqa.chat",
 ]
 
 MIDDLEWARE = [
@@ -201,6 +203,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "docqa.documents.tasks.documents_sweep_stale",
         "schedule": env_int("DOCQA_SWEEP_INTERVAL", 60, minimum=5),
     },
+    "chat-answers-sweep-stale": {
+        "task": "docqa.chat.tasks.answers_sweep_stale",
+        "schedule": env_int("DOCQA_SWEEP_INTERVAL", 60, minimum=5),
+    },
+    "chat-models-refresh": {
+        "task": "docqa.chat.tasks.models_refresh",
+        "schedule": env_int("DOCQA_MODELS_CACHE_SECONDS", 300, minimum=30) // 2,
+    },
 }
 
 # --- Moonshot ------------------------------------------------------------------------------
@@ -211,9 +221,10 @@ MOONSHOT_BASE_URL = env_url(
     "https://api.moonshot.cn/v1" if MOONSHOT_API_KEY else "http://127.0.0.1:8765/v1",
     schemes=("https", "http"),
 ).rstrip("/")
+# The local emulator (started by `make run` when there is no key) accepts this key only.
+DOCQA_EMULATOR_API_KEY = env_str("DOCQA_EMULATOR_API_KEY", "emulator-key")
 if MOONSHOT_OFFLINE:
-    # The local emulator (started by `make run`) accepts this key only.
-    MOONSHOT_API_KEY = env_str("DOCQA_EMULATOR_API_KEY", "emulator-key")
+    MOONSHOT_API_KEY = DOCQA_EMULATOR_API_KEY
 MOONSHOT_MODEL = env_str("MOONSHOT_MODEL", "kimi-k2-turbo-preview")
 if not MOONSHOT_MODEL:
     raise ImproperlyConfigured("MOONSHOT_MODEL must not be empty.")
@@ -254,6 +265,21 @@ CELERY_BEAT_SCHEDULE["documents-retention"] = {
     "schedule": env_int("DOCQA_SWEEP_INTERVAL", 60, minimum=5),
 }
 
+# --- Chat ----------------------------------------------------------------------------------
+# Empty: Moonshot's own Kimi system prompt, in the language of the user who starts the chat.
+DOCQA_SYSTEM_PROMPT = env_str("DOCQA_SYSTEM_PROMPT")
+# Questions a user may ask per minute (0: no limit).
+DOCQA_ASK_RATE_LIMIT = env_int("DOCQA_ASK_RATE_LIMIT", 20, minimum=0)
+DOCQA_MAX_QUESTION_CHARS = env_int("DOCQA_MAX_QUESTION_CHARS", 32_000, minimum=100)
+DOCQA_MAX_COMPLETION_TOKENS = env_int("DOCQA_MAX_COMPLETION_TOKENS", 4096, minimum=256)
+# Thinking models spend completion tokens on their reasoning too.
+DOCQA_MAX_COMPLETION_TOKENS_THINKING = env_int("DOCQA_MAX_COMPLETION_TOKENS_THINKING", 16384, minimum=256)
+DOCQA_MODELS_CACHE_SECONDS = env_int("DOCQA_MODELS_CACHE_SECONDS", 300, minimum=30)
+# A started answer with no sign of life for this long (and no lock) was lost with its worker.
+DOCQA_ANSWER_STALE_AFTER = env_int("DOCQA_ANSWER_STALE_AFTER", 60, minimum=5)
+# An answer whose task never started within this long is given up.
+DOCQA_ANSWER_QUEUE_TIMEOUT = env_int("DOCQA_ANSWER_QUEUE_TIMEOUT", 900, minimum=30)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -261,6 +287,18 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        "docqa": {"level": env_str("DOCQA_LOG_LEVEL", "INFO").upper(), "propagate": True},
+        "docqa": {"level": env_choice("DOCQA_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")), "propagate": True},
     },
 }
+
+# Processes started by `manage.py docqa_run`.
+DOCQA_FILE_WORKERS = env_int("DOCQA_FILE_WORKERS", 2, minimum=1)
+DOCQA_ANSWER_THREADS = env_int("DOCQA_ANSWER_THREADS", 100, minimum=1)
+
+# Last: a variable with our prefixes that no setting reads is most likely a typo.
+_unknown = unknown_variables(also_known=("DOCQA_CHROMIUM",))
+if _unknown:
+    raise ImproperlyConfigured(
+        f"Unknown setting(s) in the environment: {', '.join(_unknown)}. "
+        "See the README's environment table for the names docqa reads."
+    )

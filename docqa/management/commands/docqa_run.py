@@ -26,8 +26,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=settings.PORT)
-        parser.add_argument("--answer-threads", type=int, default=int(os.environ.get("DOCQA_ANSWER_THREADS", "100")))
-        parser.add_argument("--file-workers", type=int, default=int(os.environ.get("DOCQA_FILE_WORKERS", "2")))
+        parser.add_argument("--answer-threads", type=int, default=settings.DOCQA_ANSWER_THREADS)
+        parser.add_argument("--file-workers", type=int, default=settings.DOCQA_FILE_WORKERS)
 
     def handle(self, *args, **options):
         call_command("migrate", interactive=False, verbosity=0)

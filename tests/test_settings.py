@@ -1,0 +1,63 @@
+"""Settings come from the environment and fail at start-up naming the variable."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from docqa import env
+
+
+def _start(**variables):
+    """Load docqa's settings in a fresh interpreter with `variables` set."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(env.PREFIXES) or k == "DOCQA_VAR_DIR"}
+    environ.update(variables)
+    environ["DJANGO_SETTINGS_MODULE"] = "docqa.settings"
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'], settings.MOONSHOT_OFFLINE)"],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=60,
+    )
+
+
+def test_defaults_need_nothing():
+    result = _start()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["django.db.backends.sqlite3", "True"]
+
+
+def test_postgres_url_and_a_key_go_online():
+    result = _start(DATABASE_URL="postgres://u@127.0.0.1:5432/db", MOONSHOT_API_KEY="k" * 40)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["django.db.backends.postgresql", "False"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DJANGO_DEBUG", "maybe"),
+        ("DATABASE_URL", "mysql://localhost/db"),
+        ("REDIS_URL", "localhost:6379"),
+        ("MOONSHOT_BASE_URL", "ftp://api.moonshot.cn"),
+        ("MOONSHOT_MAX_CONCURRENCY", "lots"),
+        ("PORT", "70000"),
+        ("DOCQA_RETENTION", "forever"),
+        ("DJANGO_SECRET_KEY", "short"),
+        ("DOCQA_RETENTON", "keep"),  # a typo of a real name
+    ],
+)
+def test_malformed_or_unknown_values_fail_naming_the_variable(name, value):
+    result = _start(**{name: value})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and name in result.stderr
+
+
+def test_parsers_directly():
+    environ = {"A": " yes ", "B": "3", "C": "a, b,,c"}
+    assert env.env_bool("A", False, environ=environ) is True
+    assert env.env_int("B", 0, minimum=1, environ=environ) == 3
+    assert env.env_list("C", [], environ=environ) == ["a", "b", "c"]
+    assert env.env_int("MISSING", 7, environ=environ) == 7
