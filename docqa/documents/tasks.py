@@ -77,3 +77,69 @@ def remote_file_delete(self, remote_id: str) -> bool:
 def documents_sweep_stale() -> int:
     """Beat: re-queue documents stuck in a transient state, and those waiting for room."""
     return services.documents_stale_requeue()
+
+
+# --- housekeeping (docqa.documents.housekeeping) --------------------------------------------
+
+
+def _housekeeping():
+    from docqa.documents import housekeeping
+
+    return housekeeping
+
+
+def _error_note(exc: MoonshotError) -> str:
+    from docqa.upstream import upstream_error_note
+
+    return upstream_error_note(exc)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=3)
+def remote_files_reconcile(self, job_id: str | None = None) -> str:
+    """Beat and the admin's "sync now": reconcile the Moonshot account with the database.
+
+    A second run while one is going returns at once (Redis lock). When the account cannot
+    be listed nothing changes; a transient error is retried.
+    """
+    housekeeping = _housekeeping()
+    try:
+        report = housekeeping.remote_files_reconcile(progress=housekeeping.job_progress(job_id))
+    except MoonshotError as exc:
+        logger.warning("reconcile: %s", exc)
+        if exc.retryable and self.request.retries < self.max_retries:
+            raise self.retry(countdown=_backoff(self.request.retries, base=10, cap=120)) from None
+        housekeeping.job_finish(job_id, summary=_error_note(exc), failed=True)
+        return "failed"
+    housekeeping.job_finish(job_id, summary=report.summary())
+    return "skipped" if report.skipped else "done"
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=3)
+def orphans_delete(self, remote_ids: list[str], job_id: str | None = None) -> str:
+    """The admin's "delete orphans": delete these remote files if they are still orphans."""
+    housekeeping = _housekeeping()
+    try:
+        outcome = housekeeping.orphans_delete(remote_ids=remote_ids, progress=housekeeping.job_progress(job_id))
+    except MoonshotError as exc:
+        logger.warning("orphans delete: %s", exc)
+        if exc.retryable and self.request.retries < self.max_retries:
+            raise self.retry(countdown=_backoff(self.request.retries, base=5, cap=60)) from None
+        housekeeping.job_finish(job_id, summary=_error_note(exc), failed=True)
+        return "failed"
+    housekeeping.job_finish(job_id, summary=outcome.summary())
+    return "done"
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def retention_apply(self, job_id: str | None = None) -> str:
+    """Beat (and a full account): apply DOCQA_RETENTION to the remote copies."""
+    housekeeping = _housekeeping()
+    report = housekeeping.retention_apply(progress=housekeeping.job_progress(job_id))
+    housekeeping.job_finish(job_id, summary=report.summary())
+    return "skipped" if report.skipped else f"released {report.released}"
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def remote_copy_release(self, stored_file_id: int) -> bool:
+    """Delete one ready file's remote copy, keeping its text (delete-after-extract)."""
+    return bool(_housekeeping().remote_copy_release(stored_file_id=stored_file_id))
