@@ -262,12 +262,15 @@ def stored_file_ingest(*, stored_file_id: int) -> str:
     StoredFile.objects.filter(pk=stored.pk).update(
         content_raw=raw, content_text=text, file_type=file_type, token_count=tokens
     )
-    stored_file_transition(
+    if stored_file_transition(
         stored_file_id=stored.pk,
         from_statuses=(Status.EXTRACTING,),
         to_status=Status.READY,
         last_error="",
-    )
+    ):
+        from docqa.documents.housekeeping import stored_file_extracted
+
+        stored_file_extracted(stored_file_id=stored.pk)  # the retention policy may drop the remote copy
     return Status.READY
 
 
@@ -278,6 +281,7 @@ def _stored_file_upload(*, stored: StoredFile, client) -> StoredFile:
             message=note(N_("Waiting for room: the Moonshot account is full (it holds at most %(files)s files "
                 "and %(gb)s GB). It will continue by itself once an administrator frees room."), files=settings.DOCQA_ACCOUNT_MAX_FILES, gb=settings.DOCQA_ACCOUNT_MAX_BYTES // 1024**3),
         )
+        _account_full_reported()
         return stored
     stored_file_transition(
         stored_file_id=stored.pk,
@@ -301,15 +305,23 @@ def _stored_file_upload(*, stored: StoredFile, client) -> StoredFile:
                 to_status=Status.QUEUED,
                 last_error=note(N_("Waiting for room: Moonshot says the account is full (%(detail)s)."), detail=exc.message),
             )
+            _account_full_reported()
             stored.refresh_from_db()
             return stored
         raise
     return _remote_id_record(stored=stored, remote_id=remote.id)
 
 
+def _account_full_reported() -> None:
+    from docqa.documents.housekeeping import account_full_reported
+
+    account_full_reported()  # the retention policy may make room
+
+
 def _is_account_full(exc: InvalidRequestError) -> bool:
     message = exc.message.lower()
-    return any(word in message for word in ("1000", "1,000", "too many files", "10g", "10 gb", "storage"))
+    words = ("1000", "1,000", "too many files", "10g", "10 gb", "storage", "limit exceeded")
+    return any(word in message for word in words)
 
 
 def _remote_id_record(*, stored: StoredFile, remote_id: str) -> StoredFile:
