@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from docqa.notes import note_display
+
+
+class Conversation(models.Model):
+    """A user's questions and Kimi's answers about an ordered set of their documents.
+
+    The system prompt is fixed when the conversation starts, so the prompt prefix (system
+    prompt, then the documents in order) stays byte-identical across turns and Moonshot's
+    prefix cache can hit, even if the user switches language or the setting changes.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
+    title = models.CharField(max_length=200)
+    # False once the user renames it; until then the first question becomes the title.
+    title_is_auto = models.BooleanField(default=True)
+    documents = models.ManyToManyField(
+        "documents.Document", through="ConversationDocument", related_name="conversations"
+    )
+    model = models.CharField(max_length=100)
+    system_prompt = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("chat:detail", args=[self.pk])
+
+    def ordered_documents(self):
+        return self.documents.select_related("stored_file").order_by("conversationdocument__position")
+
+
+class ConversationDocument(models.Model):
+    """A document in a conversation, at a fixed position (the order sent to Moonshot)."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE)
+    # Deleting a document takes it out of its conversations; later answers no longer see it.
+    document = models.ForeignKey("documents.Document", on_delete=models.CASCADE)
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "document"], name="conversation_document_unique"),
+            models.UniqueConstraint(fields=["conversation", "position"], name="conversation_position_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conversation_id}:{self.position}:{self.document_id}"
+
+
+class Role(models.TextChoices):
+    USER = "user", _("Question")
+    ASSISTANT = "assistant", _("Answer")
+
+
+class State(models.TextChoices):
+    STREAMING = "streaming", _("Writing…")
+    COMPLETE = "complete", _("Complete")
+    STOPPED = "stopped", _("Stopped")
+    FAILED = "failed", _("Failed")
+    INTERRUPTED = "interrupted", _("Interrupted")
+
+
+FINISHED_STATES = (State.COMPLETE, State.STOPPED, State.FAILED, State.INTERRUPTED)
+
+
+class Message(models.Model):
+    """A question (role user) or an answer (role assistant, linked to its question).
+
+    An answer moves only forward: `streaming` → `complete` | `stopped` | `failed` |
+    `interrupted`, each time by a conditional update, so a re-run task cannot undo it.
+    """
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    question = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="answers",
+        limit_choices_to={"role": Role.USER},
+    )
+    content = models.TextField(blank=True)
+    reasoning = models.TextField(blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.COMPLETE, db_index=True)
+    error = models.TextField(blank=True, help_text=_("A stored note (docqa.notes)."))
+    model = models.CharField(max_length=100, blank=True)
+    max_completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    finish_reason = models.CharField(max_length=30, blank=True)
+    dropped_turns = models.PositiveIntegerField(default=0)
+    # The Redis Stream id of the last delta already in `content`/`reasoning`.
+    stream_cursor = models.CharField(max_length=40, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    first_token_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        indexes = [models.Index(fields=["state", "heartbeat_at"], name="chat_message_state_beat")]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} {self.pk}"
+
+    @property
+    def is_answer(self) -> bool:
+        return self.role == Role.ASSISTANT
+
+    @property
+    def is_streaming(self) -> bool:
+        return self.state == State.STREAMING
+
+    @property
+    def error_display(self) -> str:
+        return note_display(self.error)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+    @property
+    def stream_key(self) -> str:
+        return answer_stream_key(self.pk)
+
+
+def answer_stream_key(answer_id: int) -> str:
+    """The Redis Stream of one answer's deltas: one key per answer, never per conversation."""
+    return f"docqa:answer:{answer_id}"

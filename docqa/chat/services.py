@@ -1,0 +1,619 @@
+"""Chat business logic: conversations, asking, generating, stopping, sweeping, exporting.
+
+Views call these with keyword arguments; the `answers` Celery queue runs `answer_generate`.
+Message assembly and the token budget are pure functions in `docqa.chat.context`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max, Q, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop as N_
+
+from docqa.chat import context
+from docqa.chat.context import (  # noqa: F401 - part of this module's API
+    DocumentSize,
+    Turn,
+    messages_assemble,
+    token_budget_fit,
+)
+from docqa.chat.models import (
+    Conversation,
+    ConversationDocument,
+    Message,
+    Role,
+    State,
+)
+from docqa.chat.streams import (
+    CONTENT,
+    REASONING,
+    AnswerPublisher,
+    answer_end_publish,
+    answer_stop_request,
+)
+from docqa.connections import moonshot_client, redis_client
+from docqa.documents.models import Document, Status
+from docqa.moonshot import MoonshotError, StreamInterrupted
+from docqa.notes import note
+from docqa.upstream import upstream_error_note
+
+logger = logging.getLogger("docqa.chat.services")
+
+TITLE_LENGTH = 80
+MODELS_CACHE_KEY = "docqa:chat:models"
+# Saved text is at most this old while an answer streams.
+SAVE_INTERVAL = 1.0
+ANSWER_LOCK_TTL = 60
+THINKING_MODEL_PREFIXES = ("kimi-k2-thinking", "kimi-k2.5", "kimi-k2.6")
+
+
+class ChatRefused(Exception):
+    """A request the user must change: the message says how, in their language."""
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+def models_available() -> dict[str, int]:
+    """Model ids and their context windows, from the cached `GET /v1/models`.
+
+    Never calls Moonshot (views must not wait on it): when the cache is cold a refresh is
+    queued and the configured default plus the moonshot-v1 family stand in.
+    """
+    try:
+        cached = redis_client().get(MODELS_CACHE_KEY)
+    except Exception:  # noqa: BLE001 - a page still renders without the list
+        cached = None
+    if cached:
+        return json.loads(cached)
+    from docqa.chat.tasks import models_refresh
+
+    try:
+        models_refresh.delay()
+    except Exception:  # noqa: BLE001
+        logger.warning("could not queue a models refresh", exc_info=True)
+    fallback = {settings.MOONSHOT_MODEL: context.FALLBACK_CONTEXT_LENGTH}
+    fallback.update(dict(context.MOONSHOT_V1_SIZES))
+    return fallback
+
+
+def models_refresh() -> dict[str, int]:
+    """Fetch the model list from Moonshot and cache it for a few minutes."""
+    models = {
+        info.id: info.context_length or context.FALLBACK_CONTEXT_LENGTH
+        for info in moonshot_client().models_list()
+    }
+    redis_client().set(MODELS_CACHE_KEY, json.dumps(models), ex=settings.DOCQA_MODELS_CACHE_SECONDS)
+    return models
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """(value, label) pairs for the model picker: the chat models, with moonshot-v1 auto-sized."""
+    ids = sorted(m for m in models_available() if "vision" not in m and m != context.MOONSHOT_V1_AUTO)
+    choices = [(m, m) for m in ids if not m.startswith("moonshot-v1-")]
+    choices.append((context.MOONSHOT_V1_AUTO, _("moonshot-v1 (smallest window that fits)")))
+    choices += [(m, m) for m in ids if m.startswith("moonshot-v1-")]
+    if settings.MOONSHOT_MODEL not in dict(choices):
+        choices.insert(0, (settings.MOONSHOT_MODEL, settings.MOONSHOT_MODEL))
+    return choices
+
+
+def is_thinking_model(model: str) -> bool:
+    return model.startswith(THINKING_MODEL_PREFIXES)
+
+
+def max_completion_tokens_for(model: str) -> int:
+    if is_thinking_model(model):
+        return settings.DOCQA_MAX_COMPLETION_TOKENS_THINKING
+    return settings.DOCQA_MAX_COMPLETION_TOKENS
+
+
+# --- conversations ----------------------------------------------------------------------------
+
+
+def _document_tokens(document: Document) -> int:
+    stored = document.stored_file
+    if stored.token_count is not None:
+        return stored.token_count
+    return context.message_tokens_estimate(stored.content_raw)
+
+
+def _documents_fit(*, model: str, documents: list[Document], system_prompt: str, question: str = "") -> None:
+    """Refuse, naming the documents to drop, when the documents alone cannot fit the window."""
+    budget = token_budget_fit(
+        model=model,
+        context_lengths=models_available(),
+        fixed_tokens=context.TOKENS_PER_REQUEST + context.message_tokens_estimate(system_prompt),
+        documents=[DocumentSize(d.filename, _document_tokens(d)) for d in documents],
+        turn_tokens=[],
+        question_tokens=context.message_tokens_estimate(question),
+        max_completion_tokens=max_completion_tokens_for(model),
+    )
+    if not budget.fits:
+        raise ChatRefused(
+            _(
+                "These documents are too long for %(model)s (%(tokens)s tokens; the window holds %(window)s). "
+                "Leave out: %(names)s."
+            )
+            % {
+                "model": budget.model,
+                "tokens": f"{budget.prompt_tokens:,}",
+                "window": f"{budget.context_length:,}",
+                "names": ", ".join(f"“{name}”" for name in budget.documents_to_drop),
+            }
+        )
+
+
+def conversation_create(
+    *, owner, document_ids: list[int], language: str, model: str | None = None
+) -> Conversation:
+    """Start a conversation about some of the owner's Ready documents, in the order given."""
+    if not document_ids:
+        raise ChatRefused(_("Choose at least one document."))
+    by_id = {
+        d.pk: d
+        for d in Document.objects.select_related("stored_file").filter(owner=owner, pk__in=document_ids)
+    }
+    ordered = [by_id[pk] for pk in dict.fromkeys(document_ids) if pk in by_id]
+    if len(ordered) != len(set(document_ids)):
+        raise ChatRefused(_("Some of the chosen documents no longer exist."))
+    not_ready = [d.filename for d in ordered if not d.is_ready]
+    if not_ready:
+        raise ChatRefused(
+            _("These documents are not ready yet: %(names)s.") % {"names": ", ".join(f"“{n}”" for n in not_ready)}
+        )
+    model = model or settings.MOONSHOT_MODEL
+    system_prompt = settings.DOCQA_SYSTEM_PROMPT or context.system_prompt_default(language)
+    _documents_fit(model=model, documents=ordered, system_prompt=system_prompt)
+    title = ordered[0].filename
+    if len(ordered) > 1:
+        title = _("%(name)s and %(count)s more") % {"name": title, "count": len(ordered) - 1}
+    with transaction.atomic():
+        conversation = Conversation.objects.create(
+            owner=owner, title=title[:TITLE_LENGTH], model=model, system_prompt=system_prompt
+        )
+        ConversationDocument.objects.bulk_create(
+            ConversationDocument(conversation=conversation, document=d, position=i) for i, d in enumerate(ordered)
+        )
+    return conversation
+
+
+def conversations_search(*, owner, query: str = "") -> QuerySet[Conversation]:
+    """The owner's conversations, newest activity first; `query` matches titles and message text."""
+    conversations = Conversation.objects.filter(owner=owner)
+    query = query.strip()
+    if query:
+        matching = Message.objects.filter(conversation__owner=owner, content__icontains=query).values("conversation_id")
+        conversations = conversations.filter(Q(title__icontains=query) | Q(pk__in=matching))
+    return conversations.prefetch_related("documents")
+
+
+def conversation_rename(*, conversation: Conversation, title: str) -> None:
+    title = " ".join(title.split())[:TITLE_LENGTH]
+    if not title:
+        raise ChatRefused(_("The title cannot be empty."))
+    conversation.title = title
+    conversation.title_is_auto = False
+    conversation.save(update_fields=["title", "title_is_auto", "updated_at"])
+
+
+def conversation_set_model(*, conversation: Conversation, model: str) -> None:
+    if model not in dict(model_choices()):
+        raise ChatRefused(_("That model is not available."))
+    conversation.model = model
+    conversation.save(update_fields=["model", "updated_at"])
+
+
+def conversation_delete(*, conversation: Conversation) -> None:
+    """Delete a conversation; answers still being written are stopped first."""
+    for answer_id in conversation.messages.filter(state=State.STREAMING).values_list("pk", flat=True):
+        answer_stop_request(answer_id)
+    conversation.delete()
+
+
+def conversation_messages(conversation: Conversation) -> list[Message]:
+    return list(conversation.messages.order_by("id"))
+
+
+def conversation_export_markdown(*, conversation: Conversation) -> str:
+    """The conversation as a Markdown document (questions, answers, the documents it used)."""
+    lines = [f"# {conversation.title}", ""]
+    documents = list(conversation.ordered_documents())
+    if documents:
+        lines.append(_("Documents:"))
+        lines += [f"- {d.filename}" for d in documents]
+        lines.append("")
+    for message in conversation_messages(conversation):
+        if message.role == Role.USER:
+            lines += [f"## {_('Question')}", "", message.content, ""]
+            continue
+        heading = _("Answer")
+        if message.model:
+            heading += f" ({message.model})"
+        lines += [f"## {heading}", ""]
+        if message.content:
+            lines += [message.content, ""]
+        if message.state != State.COMPLETE:
+            lines += [f"*{message.get_state_display()}*" + (f": {message.error_display}" if message.error else ""), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# --- asking -----------------------------------------------------------------------------------
+
+
+def _ask_rate_check(owner) -> None:
+    limit = settings.DOCQA_ASK_RATE_LIMIT
+    if not limit:
+        return
+    window = int(time.time() // 60)
+    key = f"docqa:chat:asks:{owner.pk}:{window}"
+    pipe = redis_client().pipeline()
+    pipe.incr(key)
+    pipe.expire(key, 120)
+    count, _ok = pipe.execute()
+    if count > limit:
+        raise ChatRefused(
+            _("You are asking faster than %(limit)s questions a minute. Please wait a moment and ask again.")
+            % {"limit": limit}
+        )
+
+
+def _answer_enqueue(answer_id: int) -> None:
+    from docqa.chat.tasks import answer_generate
+
+    transaction.on_commit(lambda: answer_generate.delay(answer_id))
+
+
+def _answer_create(*, question: Message, model: str) -> Message:
+    now = timezone.now()
+    answer = Message.objects.create(
+        conversation_id=question.conversation_id,
+        role=Role.ASSISTANT,
+        question=question,
+        state=State.STREAMING,
+        model=model,
+        heartbeat_at=now,
+    )
+    _answer_enqueue(answer.pk)
+    return answer
+
+
+def conversation_ask(*, conversation: Conversation, question: str) -> tuple[Message, Message]:
+    """Save the question and an empty answer (state `streaming`) and queue its generation.
+
+    Refused (ChatRefused, nothing saved, the caller keeps the text) for an empty or too long
+    question, a conversation with no documents left, documents too long for the window,
+    an answer still being written (a double submit), or too many asks a minute.
+    """
+    text = question.strip()
+    if not text:
+        raise ChatRefused(_("Type a question first."))
+    if len(text) > settings.DOCQA_MAX_QUESTION_CHARS:
+        raise ChatRefused(
+            _("The question is %(length)s characters long; the limit is %(limit)s.")
+            % {"length": f"{len(text):,}", "limit": f"{settings.DOCQA_MAX_QUESTION_CHARS:,}"}
+        )
+    documents = list(conversation.ordered_documents())
+    if not documents:
+        raise ChatRefused(_("This conversation has no documents left. Start a new one."))
+    not_ready = [d.filename for d in documents if not d.is_ready]
+    if not_ready:
+        raise ChatRefused(
+            _("These documents are not ready: %(names)s.") % {"names": ", ".join(f"“{n}”" for n in not_ready)}
+        )
+    _documents_fit(model=conversation.model, documents=documents, system_prompt=conversation.system_prompt, question=text)
+    with transaction.atomic():
+        # Serialises asks on one conversation, so a double submit cannot start two answers.
+        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if locked.messages.filter(state=State.STREAMING).exists():
+            raise ChatRefused(_("The previous answer is still being written. Wait for it or stop it first."))
+        _ask_rate_check(conversation.owner)
+        question_message = Message.objects.create(conversation=locked, role=Role.USER, content=text)
+        answer = _answer_create(question=question_message, model=locked.model)
+        fields = ["updated_at"]
+        if locked.title_is_auto and not locked.messages.filter(role=Role.USER).exclude(pk=question_message.pk).exists():
+            locked.title = " ".join(text.split())[:TITLE_LENGTH]
+            fields.append("title")
+        locked.save(update_fields=fields)
+    return question_message, answer
+
+
+def answer_regenerate(*, answer: Message) -> Message:
+    """Ask the last question again: its finished answer is replaced by a new one."""
+    with transaction.atomic():
+        Conversation.objects.select_for_update().get(pk=answer.conversation_id)
+        answer = Message.objects.select_related("question").get(pk=answer.pk)
+        last = Message.objects.filter(conversation_id=answer.conversation_id).aggregate(last=Max("id"))["last"]
+        if answer.state == State.STREAMING:
+            raise ChatRefused(_("This answer is still being written."))
+        if answer.pk != last or answer.question is None:
+            raise ChatRefused(_("Only the last answer can be regenerated."))
+        _ask_rate_check(answer.conversation.owner)
+        question = answer.question
+        model = answer.conversation.model
+        answer.delete()
+        new = _answer_create(question=question, model=model)
+        Conversation.objects.filter(pk=answer.conversation_id).update(updated_at=timezone.now())
+    return new
+
+
+def answer_stop(*, answer: Message) -> None:
+    """Stop an answer: the task sees the flag between deltas and keeps what came.
+
+    An answer whose task has not started yet is stopped here and now.
+    """
+    if answer.state != State.STREAMING:
+        return
+    answer_stop_request(answer.pk)
+    now = timezone.now()
+    if Message.objects.filter(pk=answer.pk, state=State.STREAMING, started_at__isnull=True).update(
+        state=State.STOPPED, finished_at=now, heartbeat_at=now
+    ):
+        answer_end_publish(answer.pk)
+
+
+# --- generating (the answers queue) -----------------------------------------------------------
+
+
+@dataclass
+class PreparedRequest:
+    model: str
+    messages: list[dict[str, str]]
+    max_completion_tokens: int
+    dropped_turns: int
+
+
+def _turns_before(answer: Message) -> list[Turn]:
+    """Earlier questions with the answers that have text (failed ones without text are skipped)."""
+    turns: list[Turn] = []
+    earlier = (
+        Message.objects.filter(conversation_id=answer.conversation_id, role=Role.ASSISTANT, question__id__lt=answer.question_id)
+        .exclude(content="")
+        .filter(state__in=(State.COMPLETE, State.STOPPED, State.INTERRUPTED))
+        .select_related("question")
+        .order_by("question_id")
+    )
+    for earlier_answer in earlier:
+        turns.append(Turn(earlier_answer.question.content, earlier_answer.content))
+    return turns
+
+
+def answer_prepare(*, answer: Message) -> PreparedRequest:
+    """Assemble the request and fit it into the window; never returns one Moonshot would reject for length."""
+    conversation = answer.conversation
+    documents = list(conversation.ordered_documents())
+    if not documents:
+        raise ChatRefused(note(N_("This conversation has no documents left. Start a new one.")))
+    turns = _turns_before(answer)
+    question = answer.question.content
+    max_tokens = max_completion_tokens_for(conversation.model)
+    budget = token_budget_fit(
+        model=conversation.model,
+        context_lengths=models_available(),
+        fixed_tokens=context.TOKENS_PER_REQUEST + context.message_tokens_estimate(conversation.system_prompt),
+        documents=[DocumentSize(d.filename, _document_tokens(d)) for d in documents],
+        turn_tokens=[
+            context.message_tokens_estimate(t.question) + context.message_tokens_estimate(t.answer) for t in turns
+        ],
+        question_tokens=context.message_tokens_estimate(question),
+        max_completion_tokens=max_tokens,
+    )
+    if not budget.fits:
+        raise ChatRefused(
+            note(
+                N_("The documents are too long for the model's window. Leave out: %(names)s."),
+                names=", ".join(budget.documents_to_drop),
+            )
+        )
+    contents = [d.stored_file.content_raw for d in documents]
+    kept = turns[budget.dropped_turns :]
+    messages = messages_assemble(system_prompt=conversation.system_prompt, documents=contents, turns=kept, question=question)
+    model, window, completion = budget.model, budget.context_length, budget.max_completion_tokens
+    if context.needs_exact_count(budget):
+        # Close to the edge: ask Moonshot's tokenizer and give up history (or length) until it fits.
+        candidates = context.model_windows(conversation.model, models_available())
+        larger = [(m, w) for m, w in candidates if w > window]
+        while True:
+            exact = moonshot_client().estimate_token_count(model=model, messages=messages)
+            if exact + completion <= window:
+                break
+            if larger:
+                model, window = larger.pop(0)
+                continue
+            if kept:
+                kept = kept[1:]
+                messages = messages_assemble(
+                    system_prompt=conversation.system_prompt, documents=contents, turns=kept, question=question
+                )
+                continue
+            if window - exact >= context.MIN_COMPLETION_TOKENS:
+                completion = window - exact
+                break
+            raise ChatRefused(note(N_("The documents and the question are too long for the model's window.")))
+    return PreparedRequest(model, messages, completion, len(turns) - len(kept))
+
+
+def _answer_finish(answer_id: int, *, state: str, **fields) -> bool:
+    now = timezone.now()
+    done = Message.objects.filter(pk=answer_id, state=State.STREAMING).update(
+        state=state, finished_at=now, heartbeat_at=now, **fields
+    )
+    if done:
+        answer_end_publish(answer_id)
+    return bool(done)
+
+
+def _answer_lock(answer_id: int):
+    return redis_client().lock(f"docqa:lock:answer:{answer_id}", timeout=ANSWER_LOCK_TTL, blocking=False)
+
+
+def answer_generate(*, answer_id: int) -> str:
+    """Stream one answer from Moonshot into its Redis Stream and the database.
+
+    Runs at most once per answer: a lock keeps a duplicate delivery from running alongside,
+    and a delivery that finds the answer already started (its worker died) marks it
+    interrupted, keeping the saved text, instead of generating a second time.
+    """
+    lock = _answer_lock(answer_id)
+    if not lock.acquire():
+        return "locked"
+    try:
+        answer = (
+            Message.objects.select_related("conversation", "question")
+            .filter(pk=answer_id, role=Role.ASSISTANT)
+            .first()
+        )
+        if answer is None or answer.state != State.STREAMING:
+            return "finished"
+        if answer.started_at is not None:
+            _answer_finish(
+                answer_id,
+                state=State.INTERRUPTED,
+                error=note(N_("The worker writing this answer stopped before it was finished.")),
+            )
+            return "interrupted"
+        now = timezone.now()
+        if not Message.objects.filter(pk=answer_id, state=State.STREAMING, started_at__isnull=True).update(
+            started_at=now, heartbeat_at=now
+        ):
+            return "finished"
+        return _answer_stream(answer, lock)
+    finally:
+        try:
+            lock.release()
+        except Exception:  # noqa: BLE001 - an expired lock is already free
+            pass
+
+
+def _answer_stream(answer: Message, lock) -> str:
+    publisher = AnswerPublisher(answer.pk)
+    if publisher.stop_requested():
+        _answer_finish(answer.pk, state=State.STOPPED)
+        return State.STOPPED
+    try:
+        prepared = answer_prepare(answer=answer)
+    except ChatRefused as exc:
+        _answer_finish(answer.pk, state=State.FAILED, error=str(exc))
+        return State.FAILED
+    except MoonshotError as exc:
+        _answer_finish(answer.pk, state=State.FAILED, error=upstream_error_note(exc))
+        return State.FAILED
+    Message.objects.filter(pk=answer.pk).update(
+        model=prepared.model, dropped_turns=prepared.dropped_turns, max_completion_tokens=prepared.max_completion_tokens
+    )
+    params = {
+        "max_completion_tokens": prepared.max_completion_tokens,
+        "prompt_cache_key": str(answer.conversation_id),
+        "safety_identifier": context.safety_identifier(answer.conversation.owner_id, secret=settings.SECRET_KEY),
+    }
+    content: list[str] = []
+    reasoning: list[str] = []
+    cursor = ""
+    usage: dict = {}
+    finish_reason = ""
+    first_token_at = None
+    last_save = time.monotonic()
+    stopped = False
+
+    def progress() -> dict:
+        return {"content": "".join(content), "reasoning": "".join(reasoning), "stream_cursor": cursor}
+
+    def save() -> bool:
+        nonlocal last_save
+        last_save = time.monotonic()
+        lock.reacquire()
+        publisher.refresh()
+        return bool(
+            Message.objects.filter(pk=answer.pk, state=State.STREAMING).update(heartbeat_at=timezone.now(), **progress())
+        )
+
+    stream = moonshot_client().chat_completion_stream(model=prepared.model, messages=prepared.messages, **params)
+    try:
+        with closing(stream):
+            for chunk in stream:
+                if chunk.usage:
+                    usage = chunk.usage
+                if chunk.finish_reason:
+                    finish_reason = chunk.finish_reason
+                pieces = [(kind, text) for kind, text in ((REASONING, chunk.reasoning_content), (CONTENT, chunk.content)) if text]
+                if pieces:
+                    if first_token_at is None:
+                        first_token_at = timezone.now()
+                        Message.objects.filter(pk=answer.pk).update(first_token_at=first_token_at)
+                    for kind, text in pieces:
+                        (content if kind == CONTENT else reasoning).append(text)
+                    last_id, stopped = publisher.publish(pieces)
+                    cursor = last_id or cursor
+                    if stopped:
+                        break
+                if time.monotonic() - last_save >= SAVE_INTERVAL and not save():
+                    # Finished elsewhere (swept, or the conversation was deleted): stop quietly.
+                    return "abandoned"
+    except StreamInterrupted as exc:
+        logger.warning("answer %s: stream cut: %s", answer.pk, exc)
+        _answer_finish(answer.pk, state=State.INTERRUPTED, error=upstream_error_note(exc), **progress())
+        return State.INTERRUPTED
+    except MoonshotError as exc:
+        logger.warning("answer %s failed: %s", answer.pk, exc)
+        _answer_finish(answer.pk, state=State.FAILED, error=upstream_error_note(exc), **progress())
+        return State.FAILED
+    except BaseException:
+        # The soft time limit or a crash: keep what arrived and let the user retry.
+        _answer_finish(
+            answer.pk,
+            state=State.INTERRUPTED,
+            error=note(N_("Writing this answer took too long and was stopped.")),
+            **progress(),
+        )
+        raise
+    state = State.STOPPED if stopped else State.COMPLETE
+    _answer_finish(
+        answer.pk,
+        state=state,
+        finish_reason="stopped" if stopped else finish_reason,
+        prompt_tokens=usage.get("prompt_tokens"),
+        completion_tokens=usage.get("completion_tokens"),
+        **progress(),
+    )
+    return state
+
+
+def answers_sweep_stale() -> int:
+    """Beat: mark interrupted the answers whose worker died (no lock, no heartbeat for a while)
+    and those never started (their task was lost), keeping the text saved so far."""
+    now = timezone.now()
+    stale_started = Message.objects.filter(
+        state=State.STREAMING,
+        started_at__isnull=False,
+        heartbeat_at__lt=now - timedelta(seconds=settings.DOCQA_ANSWER_STALE_AFTER),
+    )
+    never_started = Message.objects.filter(
+        state=State.STREAMING,
+        started_at__isnull=True,
+        created_at__lt=now - timedelta(seconds=settings.DOCQA_ANSWER_QUEUE_TIMEOUT),
+    )
+    count = 0
+    r = redis_client()
+    for answer_id in stale_started.values_list("pk", flat=True):
+        if r.exists(f"docqa:lock:answer:{answer_id}"):
+            continue  # still being written, just slowly
+        count += _answer_finish(
+            answer_id,
+            state=State.INTERRUPTED,
+            error=note(N_("The worker writing this answer stopped before it was finished.")),
+        )
+    for answer_id in never_started.values_list("pk", flat=True):
+        count += _answer_finish(
+            answer_id, state=State.INTERRUPTED, error=note(N_("This answer was never started. Please retry."))
+        )
+    return count
