@@ -248,10 +248,12 @@ def stored_file_ingest(*, stored_file_id: int) -> str:
     remote = _remote_wait_extracted(stored=stored, client=client)
     if remote.is_failed:
         detail = remote.status_details or note(N_("no reason given"))
-        stored_file_fail(
+        if stored_file_fail(
             stored_file_id=stored.pk,
             message=note(N_("Moonshot could not extract this file: %(detail)s"), detail=detail),
-        )
+        ):
+            # A remote copy that failed extraction only uses quota; Retry uploads afresh.
+            _remote_copy_discard(stored_file_id=stored.pk, remote_id=stored.remote_id)
         return Status.FAILED
 
     raw = client.files_content(stored.remote_id)
@@ -329,6 +331,15 @@ def _remote_id_record(*, stored: StoredFile, remote_id: str) -> StoredFile:
     StoredFile.objects.filter(pk=stored.pk).update(remote_id=remote_id, remote_uploaded_at=timezone.now())
     stored.refresh_from_db()
     return stored
+
+
+def _remote_copy_discard(*, stored_file_id: int, remote_id: str) -> None:
+    from docqa.documents.tasks import remote_file_delete
+
+    StoredFile.objects.filter(pk=stored_file_id, remote_id=remote_id).update(
+        remote_id="", remote_uploaded_at=None, upload_started_at=None
+    )
+    transaction.on_commit(lambda: remote_file_delete.delay(remote_id))
 
 
 def _remote_wait_extracted(*, stored: StoredFile, client, budget: float = 30.0):

@@ -93,11 +93,15 @@ def document_row(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def document_detail(request: HttpRequest, pk: int) -> HttpResponse:
     document = _owned_document(request, pk)
+    if request.htmx and request.GET.get("fragment") == "status":
+        response = render(request, "documents/detail.html#document_status", {"document": document})
+        if document.is_ready and request.GET.get("was") != document.status:
+            response["HX-Refresh"] = "true"  # the text has arrived: show the whole page
+        return response
     text = document.stored_file.content_text
     pages = Paginator([text[i : i + TEXT_PAGE_CHARS] for i in range(0, len(text), TEXT_PAGE_CHARS)] or [""], 1)
     page = pages.get_page(request.GET.get("page"))
-    template = "documents/detail.html#document_status" if request.htmx and request.GET.get("fragment") == "status" else "documents/detail.html"
-    return render(request, template, {"document": document, "page": page})
+    return render(request, "documents/detail.html", {"document": document, "page": page})
 
 
 @login_required

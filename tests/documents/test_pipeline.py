@@ -66,11 +66,13 @@ def test_extraction_error_fails_with_moonshots_reason_and_retry_works(celery_wor
     stored = wait_for(lambda: _settled(document.stored_file_id), message="failed")
     assert stored.status == Status.FAILED
     assert "file is encrypted" in note_display(stored.last_error)
-    # Retry re-polls the same remote file; the emulator's fault was one-shot, but the remote
-    # copy itself failed, so a retry must upload again or stay failed with the same reason.
+    # The failed remote copy only used quota: it is deleted, and Retry uploads afresh.
+    assert not stored.remote_id
+    wait_for(lambda: not moonshot_client().files_list(), message="failed remote copy deleted")
     assert services.document_retry(document=document)
     stored = wait_for(lambda: _settled(document.stored_file_id), message="settled again")
-    assert stored.status in (Status.READY, Status.FAILED)
+    assert stored.status == Status.READY
+    assert "secret" in stored.content_text
 
 
 def test_rejected_key_fails_only_after_waiting_and_says_why(celery_worker, user, settings):

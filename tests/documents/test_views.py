@@ -115,6 +115,23 @@ def test_detail_shows_text_escaped_and_paginated(auth_client, user):
     assert "Page 3 of 3" in auth_client.get(document.get_absolute_url() + "?page=3").content.decode()
 
 
+def test_detail_status_fragment_reloads_the_page_once_text_arrives(auth_client, user):
+    document = _document_for(user)
+    url = document.get_absolute_url() + "?fragment=status&was=extracting"
+    response = auth_client.get(url, HTTP_HX_REQUEST="true")
+    assert "HX-Refresh" not in response and "Queued" in response.content.decode()
+    StoredFile.objects.filter(pk=document.stored_file_id).update(status="ready")
+    assert auth_client.get(url, HTTP_HX_REQUEST="true")["HX-Refresh"] == "true"
+    ready = document.get_absolute_url() + "?fragment=status&was=ready"
+    assert "HX-Refresh" not in auth_client.get(ready, HTTP_HX_REQUEST="true")
+
+
+def test_long_names_and_control_characters_are_cleaned_on_upload(auth_client, user):
+    _post_upload(auth_client, SimpleUploadedFile("x" * 300 + "\x07.txt", b"long"))
+    document = Document.objects.get(owner=user)
+    assert len(document.filename) <= 200 and document.filename.endswith(".txt") and "\x07" not in document.filename
+
+
 def test_retry_moves_only_failed_documents(auth_client, user, django_capture_on_commit_callbacks):
     document = _document_for(user)
     services.stored_file_fail(stored_file_id=document.stored_file_id, message="boom")
