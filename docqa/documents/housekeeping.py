@@ -237,16 +237,17 @@ class ReconcileReport:
         """A stored note (docqa.notes) that says it in one sentence."""
         if self.skipped:
             return note(N_("Another reconciliation was already running; nothing done."))
+        # "Label: number" reads right for any count, in every language, without plural forms.
         message = (
             N_(
-                "Dry run: %(files)s remote files (%(linked)s linked, %(in_flight)s uploading, %(foreign)s not docqa's); "
-                "%(orphans)s orphans, %(deletable)s would be deleted; %(missing)s missing copies would be marked."
+                "Dry run. Remote files: %(files)s (linked: %(linked)s, uploading: %(in_flight)s, not docqa's: "
+                "%(foreign)s). Orphans: %(orphans)s, would be deleted: %(deletable)s. Missing copies to mark: %(missing)s."
             )
             if self.dry_run
             else N_(
-                "%(files)s remote files (%(linked)s linked, %(in_flight)s uploading, %(foreign)s not docqa's); "
-                "%(deleted)s orphans deleted, %(failed)s failed (retried next time), %(young)s younger than the "
-                "grace period kept; %(missing)s missing copies marked."
+                "Remote files: %(files)s (linked: %(linked)s, uploading: %(in_flight)s, not docqa's: %(foreign)s). "
+                "Orphans deleted: %(deleted)s, failed (retried next time): %(failed)s, kept until the grace period "
+                "passes: %(young)s. Missing copies marked: %(missing)s."
             )
         )
         return note(
@@ -353,8 +354,8 @@ class OrphanOutcome:
 
     def summary(self) -> str:
         return note(
-            N_("%(deleted)s orphans deleted, %(gone)s were already gone, %(failed)s failed (retried at the next "
-               "sync), %(refused)s kept because they are no longer orphans."),
+            N_("Orphans deleted: %(deleted)s. Already gone: %(gone)s. Failed (retried at the next sync): "
+               "%(failed)s. Kept because they are no longer orphans: %(refused)s."),
             deleted=self.deleted, gone=self.already_gone, failed=self.failed, refused=self.refused,
         )
 
@@ -573,13 +574,13 @@ class RetentionReport:
             return note(N_("The retention policy was already being applied; nothing done."))
         if self.dry_run:
             return note(
-                N_("Dry run (policy %(policy)s): %(count)s remote copies (%(mb)s MB) would be deleted; "
-                   "their text stays."),
+                N_("Dry run (policy %(policy)s). Remote copies that would be deleted, their text kept: "
+                   "%(count)s (%(mb)s MB)."),
                 policy=self.policy, count=self.released, mb=round(self.released_bytes / 1024**2, 1),
             )
         return note(
-            N_("Policy %(policy)s: %(count)s remote copies (%(mb)s MB) deleted, their text kept; "
-               "%(resumed)s waiting uploads resumed."),
+            N_("Policy %(policy)s. Remote copies deleted, their text kept: %(count)s (%(mb)s MB). "
+               "Waiting uploads resumed: %(resumed)s."),
             policy=self.policy, count=self.released, mb=round(self.released_bytes / 1024**2, 1),
             resumed=self.resumed,
         )

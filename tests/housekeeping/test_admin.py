@@ -96,11 +96,11 @@ def test_delete_orphans_asks_for_confirmation_with_the_count(client, staff, emu,
     tasks.orphans_delete.apply(kwargs={"remote_ids": orphans[:2], "job_id": job.id})
     assert remote_ids(emu) == {orphans[2]}
     job = housekeeping.job_get()
-    assert job.state == "done" and "2 orphans deleted" in job.summary_display
+    assert job.state == "done" and "Orphans deleted: 2." in job.summary_display
     assert len(callbacks) == 1
     # The poll of a finished job asks the page to reload.
     response = client.get(reverse("admin:documents_storedfile_account_job"), HTTP_HX_REQUEST="true")
-    assert response["HX-Refresh"] == "true" and "2 orphans deleted" in response.content.decode()
+    assert response["HX-Refresh"] == "true" and "Orphans deleted: 2." in response.content.decode()
 
 
 def test_document_actions_reextract_release_and_delete(client, staff, user, linked_files, emu, django_capture_on_commit_callbacks):

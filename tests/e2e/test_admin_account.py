@@ -1,0 +1,55 @@
+"""The Moonshot account page in Chromium: gauges, and an orphan deleted after confirmation."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from docqa.documents import housekeeping
+from docqa.documents.models import Document, Status, StoredFile
+from tests.conftest import wait_for
+from tests.e2e.conftest import screenshot
+from tests.housekeeping.conftest import docqa_name, remote_ids
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def test_account_page_gauges_and_deleting_an_orphan(page, asgi_server, celery_worker, emu, make_user, settings):
+    settings.DOCQA_ORPHAN_GRACE = 3600  # the orphans are recent: only an admin deletes them
+    admin = make_user("admin", is_staff=True, is_superuser=True)
+    owner = make_user("owner")
+    linked_id = emu.control.fake_files(count=1, bytes_each=3 * 1024**2, filename=docqa_name())[0]
+    stored = StoredFile.objects.create(
+        sha256="b" * 64, size=3 * 1024**2, extension="pdf", file="files/b.pdf", status=Status.READY,
+        remote_id=linked_id, content_raw="{}", content_text="text",
+    )
+    Document.objects.create(owner=owner, stored_file=stored, filename="quarterly report.pdf")
+    doomed, spared = emu.control.fake_files(count=2, bytes_each=512 * 1024**2, filename=docqa_name())
+    emu.control.fake_files(count=1, bytes_each=1024**3, filename="another-app.xlsx")
+
+    page.goto(f"{asgi_server}/admin/login/?next=/admin/")
+    page.fill("input[name=username]", admin.username)
+    page.fill("input[name=password]", admin.raw_password)
+    page.click("input[type=submit]")
+    page.click("#moonshot-account-module a.section")
+
+    # The first visit lists the account in the background; the page reloads when it is done.
+    expect(page.locator("#gauge-files .figure")).to_have_text("4 / 1,000", timeout=20_000)
+    expect(page.locator("#gauge-bytes .figure")).to_contain_text("2.0")
+    expect(page.locator("#gauge-balance .figure")).to_have_text("¥49.59")
+    expect(page.locator(f"tr[data-remote-id='{linked_id}']")).to_contain_text("quarterly report.pdf")
+    screenshot(page, "admin-account-gauges")
+
+    page.check(f"input[name=ids][value='{doomed}']")
+    page.click("#delete-selected")
+    expect(page.locator("#confirm-question")).to_contain_text("Delete 1 orphaned file")
+    screenshot(page, "admin-account-confirm")
+    page.click("#confirm-delete")
+
+    expect(page.locator(f"tr[data-remote-id='{doomed}']")).to_have_count(0, timeout=20_000)
+    expect(page.locator("#moonshot-job")).to_contain_text("Orphans deleted: 1.")
+    expect(page.locator("#gauge-files .figure")).to_have_text("3 / 1,000")
+    screenshot(page, "admin-account-after-delete")
+    wait_for(lambda: doomed not in remote_ids(emu), message="the orphan deleted on Moonshot")
+    assert {spared, linked_id} <= remote_ids(emu)
+    assert housekeeping.job_get().state == "done"
