@@ -212,3 +212,16 @@ def test_finished_answer_renders_sanitised_markdown(client, user, conversation, 
     assert "<strong>bold</strong>" in page
     assert "<script>alert(1)</script>" not in page
     assert 'href="javascript' not in page
+
+
+def test_contract_labels_in_chinese(client, user, make_document):
+    document = make_document(user, "报告.pdf")
+    client.force_login(user)
+    client.cookies["django_language"] = "zh-hans"
+    page = client.get(reverse("chat:new"), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert ">开始<" in page and "报告.pdf</label>" in page
+    response = client.post(reverse("chat:new"), {"documents": [document.pk]}, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    conversation = Conversation.objects.get()
+    assert conversation.system_prompt.startswith("你是 Kimi")
+    page = client.get(response.url, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert 'class="chat-ask-label">问题</label>' in page and ">提问</button>" in page
