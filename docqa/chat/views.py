@@ -114,6 +114,7 @@ def conversation_ask(request: HttpRequest, pk: int) -> HttpResponse:
         context = _conversation_context(conversation, question_text=text, ask_error=str(exc))
         return render(request, "chat/conversation.html", context, status=422)
     if request.htmx:
+        conversation.refresh_from_db(fields=["title"])
         return render(
             request,
             "chat/conversation.html#asked",

@@ -51,3 +51,13 @@ def make_conversation(make_document):
 def _fast_passwords(settings):
     # PBKDF2's deliberate slowness costs ~0.2 s per user made; these tests are not about it.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    # A request in another language leaves it active in this thread; notes read in English here.
+    from django.utils import translation
+
+    translation.activate("en")
+    yield
+    translation.activate("en")

@@ -96,6 +96,7 @@ def test_ask_streams_in_steps_survives_reload_and_matches_the_database(page, asg
     meta = page.locator(f"{ANSWER} [data-role=answer-meta]").inner_text()
     assert final.model in meta and "prompt tokens" in meta and "completion tokens" in meta
     assert page.get_by_label("Question").input_value() == ""
+    assert page.locator("#chat-title").inner_text() == "How much did the quarterly revenue grow?"
     screenshot(page, "chat-answered")
 
 
@@ -118,6 +119,17 @@ def test_stop_regenerate_rename_search_delete(page, asgi_server, celery_worker, 
     assert not Message.objects.filter(pk=stopped.pk).exists()
     regenerated = Message.objects.get(conversation=conversation, role=Role.ASSISTANT)
     assert regenerated.state == State.COMPLETE and len(regenerated.content) > len(stopped.content)
+
+    # An error shows in the answer's place in plain words, with Retry; the question stays.
+    emu.control.add_fault("POST", "/v1/chat/completions", status=401, error_type="invalid_authentication_error", count=None)
+    page.get_by_role("button", name="Regenerate").click()
+    page.wait_for_selector(f"{ANSWER}[data-state=failed]", timeout=20_000)
+    assert "rejected the API key" in page.locator("[data-role=answer-error]").inner_text()
+    assert page.get_by_text("What happened to margins?").count() >= 1
+    screenshot(page, "chat-failed")
+    emu.control.clear_faults()
+    page.get_by_role("button", name="Retry").click()
+    page.wait_for_selector(f"{ANSWER}[data-state=complete]", timeout=20_000)
 
     page.get_by_role("link", name="Rename").click()
     page.get_by_label("Title").fill("Margins at Acme")
