@@ -108,6 +108,8 @@ class Timeline:
     text: str
     done: bool
     error: str = ""
+    done_at: float | None = None
+    answer_id: int | None = None
 
     @property
     def first(self) -> float | None:
@@ -124,12 +126,20 @@ class Timeline:
                 return at
         return None
 
+    def complete_with(self, text: str) -> None:
+        """The answer is known (from the database) to be `text`: a stream that connected after
+        some or all of it was written saw the rest in its `done` event."""
+        if self.done_at is not None and len(self.text) < len(text):
+            self.points.append((self.done_at, len(text)))
+        self.text = text
+
 
 async def docqa_timeline(app: Docqa, user: BenchUser, answer_id: int, started: float) -> Timeline:
     """Read one answer's SSE stream to the end (the `done` event)."""
     text = ""
     points: list[tuple[float, int]] = []
     done = False
+    done_at = None
     error = ""
     try:
         async for event in app.answer_stream(user, answer_id):
@@ -140,10 +150,11 @@ async def docqa_timeline(app: Docqa, user: BenchUser, answer_id: int, started: f
                     points.append((event.at, len(text)))
             elif event.event == "done":
                 done = True
+                done_at = event.at
                 break
     except Exception as exc:  # noqa: BLE001 - counted as a failed stream
         error = f"{type(exc).__name__}: {exc}"
-    return Timeline(started, points, text, done, error)
+    return Timeline(started, points, text, done, error, done_at, answer_id)
 
 
 async def direct_timeline(emulator_url: str, payload: dict) -> Timeline:

@@ -29,16 +29,20 @@ CHUNK_DELAY = 0.02
 CHUNK_WORDS = 6
 
 
+def _since(at: float | None, started: float) -> float:
+    return math.nan if at is None else at - started
+
+
 @dataclass
 class Pair:
     direct: A.Timeline
     docqa: A.Timeline
 
     def first_token(self) -> tuple[float, float]:
-        return self.direct.first - self.direct.started, self.docqa.first - self.docqa.started
+        return _since(self.direct.first, self.direct.started), _since(self.docqa.first, self.docqa.started)
 
     def duration(self) -> tuple[float, float]:
-        return self.direct.last - self.direct.started, self.docqa.last - self.docqa.started
+        return _since(self.direct.last, self.direct.started), _since(self.docqa.last, self.docqa.started)
 
     def added_per_delta(self) -> list[float]:
         added = []
@@ -53,6 +57,22 @@ class Pair:
     def ok(self) -> bool:
         return (self.docqa.done and not self.docqa.error and bool(self.docqa.points)
                 and self.docqa.text == self.direct.text)
+
+
+def pairs_check(pairs: list[Pair]) -> None:
+    """Take each answer's final text from the database: complete means saved whole and right."""
+    from docqa.chat.models import Message, State
+
+    ids = [p.docqa.answer_id for p in pairs if p.docqa.answer_id]
+    saved = dict(Message.objects.filter(pk__in=ids, state=State.COMPLETE).values_list("pk", "content"))
+    for pair in pairs:
+        content = saved.get(pair.docqa.answer_id)
+        if content is None:
+            if not pair.docqa.error:
+                pair.docqa.error = "answer not complete in the database"
+            pair.docqa.done = False
+        elif content == pair.direct.text and pair.docqa.text != content and pair.docqa.done:
+            pair.docqa.complete_with(content)
 
 
 async def docqa_answer(app: A.Docqa, user: A.BenchUser, conversation_id: int) -> A.Timeline:
@@ -97,6 +117,8 @@ def relay(stack: Stack, user: A.BenchUser, document_ids: list[int], *, questions
         return pairs
 
     pairs = asyncio.run(run())
+    _answers_settle()
+    pairs_check(pairs)
     good = [p for p in pairs if p.ok and p.direct.points]
     ft_direct = median([p.first_token()[0] for p in good])
     ft_docqa = median([p.first_token()[1] for p in good])
@@ -172,9 +194,10 @@ def concurrent(stack: Stack, user_docs: list[tuple[A.BenchUser, int]], *, steps:
             start = http.now()
             docqas = asyncio.run(docqa_all())
             wall_docqa = http.now() - start
-        results.append(Step(n, [Pair(d, q) for d, q in zip(directs, docqas)], dict(sampler.peak), idle,
-                            wall_direct, wall_docqa))
         _answers_settle()
+        step_pairs = [Pair(d, q) for d, q in zip(directs, docqas)]
+        pairs_check(step_pairs)
+        results.append(Step(n, step_pairs, dict(sampler.peak), idle, wall_direct, wall_docqa))
 
     table = Table(
         "2. Concurrent answers (each client asks, then reads its SSE stream; threads-pool worker, one uvicorn)",
