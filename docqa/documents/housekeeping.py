@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
+import redis
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F, Max, Q, QuerySet, Sum
@@ -197,19 +198,22 @@ def _snapshot_forget(remote_ids: Iterable[str]) -> None:
     if not gone:
         return
     client = redis_client()
-    with client.pipeline() as pipe:
-        try:
-            pipe.watch(SNAPSHOT_KEY)
-            raw = pipe.get(SNAPSHOT_KEY)
-            if not raw:
+    for _attempt in range(5):
+        with client.pipeline() as pipe:
+            try:
+                pipe.watch(SNAPSHOT_KEY)
+                raw = pipe.get(SNAPSHOT_KEY)
+                if not raw:
+                    return
+                data = json.loads(raw)
+                data["files"] = [item for item in data["files"] if item["id"] not in gone]
+                pipe.multi()
+                pipe.set(SNAPSHOT_KEY, json.dumps(data))
+                pipe.execute()
                 return
-            data = json.loads(raw)
-            data["files"] = [item for item in data["files"] if item["id"] not in gone]
-            pipe.multi()
-            pipe.set(SNAPSHOT_KEY, json.dumps(data))
-            pipe.execute()
-        except Exception:  # noqa: BLE001 - a concurrent sync wrote a fresher list: keep it
-            logger.info("snapshot changed meanwhile; not trimming it")
+            except redis.WatchError:
+                continue  # written meanwhile: trim the newer list
+    logger.warning("could not trim the account snapshot; the next sync refreshes it")
 
 
 # --- reconciliation ---------------------------------------------------------------------------
