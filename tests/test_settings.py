@@ -11,7 +11,12 @@ from docqa import env
 
 def _start(**variables):
     """Load docqa's settings in a fresh interpreter with `variables` set."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(env.PREFIXES) or k == "DOCQA_VAR_DIR"}
+    deployment = ("DATABASE_URL", "REDIS_URL", "PORT", "TIME_ZONE")
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if (not k.startswith(env.PREFIXES) and k not in deployment) or k == "DOCQA_VAR_DIR"
+    }
     environ.update(variables)
     environ["DJANGO_SETTINGS_MODULE"] = "docqa.settings"
     return subprocess.run(
