@@ -53,3 +53,22 @@ def test_bad_upload_shows_the_reason_in_the_page(page, asgi_server, celery_worke
     assert "is empty" in page.locator("#upload-progress").inner_text()
     assert page.locator("tr.document-row").count() == 0
     screenshot(page, "upload-errors")
+
+
+def test_drag_and_drop_uploads_each_file_with_its_own_progress(page, asgi_server, celery_worker):
+    signup(page, asgi_server, "e2e-drop")
+    # What a browser does when files are dropped on the zone: a drop event carrying them.
+    page.evaluate(
+        """() => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File(["alpha notes"], "alpha.txt", {type: "text/plain"}));
+            transfer.items.add(new File(["# beta\\nbody"], "beta.md", {type: "text/markdown"}));
+            const zone = document.getElementById("upload-form");
+            zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: transfer, bubbles: true}));
+            zone.dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true}));
+        }"""
+    )
+    assert page.locator(".upload-item progress").count() == 2
+    page.wait_for_function("document.querySelectorAll('tr.document-row[data-status=ready]').length === 2", timeout=30_000)
+    names = page.locator("tr.document-row .document-name").all_inner_texts()
+    assert sorted(names) == ["alpha.txt", "beta.md"]
