@@ -54,6 +54,16 @@ def _isolated_media(tmp_path, settings):
 
 
 @pytest.fixture(autouse=True)
+def _english_by_default():
+    """A request in Chinese leaves its language active in the thread; start each test in English."""
+    from django.utils import translation
+
+    translation.activate("en")
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _clean_redis():
     """Each test starts with empty Redis (its own embedded server, or CI's database 0)."""
     redis_client().flushdb()
