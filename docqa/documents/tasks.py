@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
 from django.utils.translation import gettext_noop as N_
 
 from docqa.connections import redis_client
@@ -18,6 +18,32 @@ from docqa.notes import note
 logger = logging.getLogger("docqa.documents.tasks")
 
 MAX_INGEST_RETRIES = 8
+# The ingest lock is short and renewed while the task runs, so a worker killed mid-ingest
+# (SIGKILL, OOM) frees its file within a minute; a lock as long as the task time limit kept
+# every re-queued run of that file answering "locked" for a quarter of an hour.
+INGEST_LOCK_TTL = 60
+
+
+class _LockRenewal:
+    """Keeps a Redis lock alive from a background thread until stopped."""
+
+    def __init__(self, lock, *, every: float) -> None:
+        self._lock = lock
+        self._every = every
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ingest-lock-renewal", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._every):
+            try:
+                self._lock.reacquire()
+            except Exception:  # noqa: BLE001 - Redis away for a moment: try again next time
+                logger.warning("could not renew %s", self._lock.name, exc_info=True)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
 
 
 def _backoff(retries: int, *, base: float = 5.0, cap: float = 300.0) -> float:
@@ -31,12 +57,14 @@ def document_ingest(self, stored_file_id: int) -> str:
     Safe to run twice: a Redis lock keeps two runs from working on one file at once, and
     every step checks the row's state first.
     """
+    # Not thread-local: the renewal thread extends the lock this thread took.
     lock = redis_client().lock(
-        f"docqa:lock:ingest:{stored_file_id}", timeout=settings.CELERY_TASK_TIME_LIMIT, blocking=False
+        f"docqa:lock:ingest:{stored_file_id}", timeout=INGEST_LOCK_TTL, blocking=False, thread_local=False
     )
     if not lock.acquire():
         logger.info("ingest of %s already running elsewhere", stored_file_id)
         return "locked"
+    renewal = _LockRenewal(lock, every=INGEST_LOCK_TTL / 3)
     try:
         return services.stored_file_ingest(stored_file_id=stored_file_id)
     except services.ExtractionPending:
@@ -55,6 +83,7 @@ def document_ingest(self, stored_file_id: int) -> str:
         services.stored_file_note(stored_file_id=stored_file_id, message=note(N_("This is taking long; trying again…")))
         raise self.retry(countdown=5, max_retries=None) from None
     finally:
+        renewal.stop()
         try:
             lock.release()
         except Exception:  # noqa: BLE001 - an expired lock is already free
