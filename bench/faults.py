@@ -269,6 +269,13 @@ def settle_and_count(run: Run, *, wait: float) -> tuple[Table, bool]:
 
     answer_ids = [a for _u, a in run.answers]
     states = dict(Message.objects.filter(pk__in=answer_ids).values_list("pk", "state"))
+    reasons = collections.Counter(
+        f"{m.state}: {m.error_display or '(no message)'}"
+        for m in Message.objects.filter(pk__in=answer_ids).exclude(state=State.COMPLETE)
+    )
+    if reasons:
+        run.notes.append("answers not complete before Retry, by what they showed: "
+                         + "; ".join(f"{n} × {r}" for r, n in reasons.most_common()))
     # Retry what was interrupted or failed, as a person would with the Retry button.
     retried = retried_ok = 0
     users = {a: u for u, a in run.answers}
