@@ -89,7 +89,7 @@ class Docqa:
             body=form({"question": question}),
         )
         if response.status != 302:
-            raise http.HTTPError(f"ask: {response.status} {response.text[:300]}")
+            raise http.HTTPError(f"ask answered {response.status}")
         return int(re.search(r"#answer-(\d+)", response.headers["location"]).group(1))
 
     def answer_stream(self, user: BenchUser, answer_id: int, *, last_event_id: str | None = None):

@@ -189,8 +189,9 @@ def ingest(stack: Stack, user_factory, *, count: int, rounds: int = 1) -> Table:
             str(ready), str(failed), str(stuck), verdict(r <= 1.3 and failed == 0 and stuck == 0),
         ])
         if probability:
-            table.notes.append(f"{fired} injected 429s were still armed when the run ended (the fault fires on a share "
-                               "of requests, forever); both sides wait ≥ 3 s after each 429, as Moonshot asks.")
+            table.notes.append(f"{fired} 429s injected over both sides (one request in five, at random); both wait "
+                               "≥ 3 s after each, as Moonshot asks. The direct side's client gives up after "
+                               "MOONSHOT_MAX_RETRIES; docqa's task retries the file later instead.")
     table.notes.append(f"Both sides work {parallel} files at a time (the files worker's prefork concurrency); "
                        "docqa's side starts at the first upload POST (4 at a time, as the page does) and ends when "
                        "the last document is Ready in the database; extraction takes 0.2 s per file in the emulator.")

@@ -316,6 +316,7 @@ def settle_and_count(run: Run, *, wait: float) -> tuple[Table, bool]:
     known = set(StoredFile.objects.exclude(remote_id="").values_list("remote_id", flat=True))
     orphans = sum(1 for f in listing if f.id not in known)
 
+    crashes = ", ".join(f"{name} × {n}" for name, n in run.stack.crashes.items()) or "none"
     table = Table("Fault-injection run", ["", "count", "target"])
     for name, count in run.injected.items():
         table.rows.append([f"fault: {name}", str(count), ""])
@@ -337,12 +338,13 @@ def settle_and_count(run: Run, *, wait: float) -> tuple[Table, bool]:
          f"answers ({reconnects} reconnects)", "all"],
         ["duplicate remote files", str(duplicates), "0"],
         ["remote files no row knows", str(orphans), "0"],
+        ["processes that died by themselves (restarted by the bench's supervisor)", crashes, "none"],
     ]
     table.notes += run.notes
     table.notes.append(f"Emulator requests: {dict(sorted(remote['requests'].items()))}")
     ok = (stuck == 0 and lost == 0 and duplicates == 0 and orphans == 0 and accepted_without_row <= 0
           and run.uploads_accepted == run.uploads_tried and retried_ok == retried
-          and resumed_exact == followed_complete)
+          and resumed_exact == followed_complete and not run.stack.crashes)
     return table, ok
 
 
@@ -374,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fault run: var dir {stack.var_dir}", file=sys.stderr)
         from docqa.emulator.control import EmulatorControl
 
+        stack.supervise()
         run = Run(stack, A.Docqa(stack.base_url), EmulatorControl(stack.emulator_url))
         scenario(run, scale=1 if args.smoke else 3)
         table, ok = settle_and_count(run, wait=120 if args.smoke else 240)

@@ -78,6 +78,10 @@ class Stack:
         self.emulator_url = f"http://127.0.0.1:{self.emulator_port}/v1"
         self.procs: dict[str, Proc] = {}
         self.env = self._env()
+        # Processes that exited on their own and were started again, as a supervisor would.
+        self.crashes: dict[str, int] = {}
+        self._restarting: set[str] = set()
+        self._supervising = threading.Event()
 
     # -- configuration -------------------------------------------------------------------
 
@@ -251,12 +255,30 @@ class Stack:
                 os.killpg(proc.pid, signal.SIGKILL)
 
     def restart(self, name: str, sig: int = signal.SIGTERM) -> None:
-        self.kill(name, sig)
-        self.spawn(name)
-        if name == "redis":
-            self._wait(self._redis_up, "redis", 30)
-        else:
-            self.wait_ready((name,))
+        self._restarting.add(name)
+        try:
+            self.kill(name, sig)
+            self.spawn(name)
+            if name == "redis":
+                self._wait(self._redis_up, "redis", 30)
+            else:
+                self.wait_ready((name,))
+        finally:
+            self._restarting.discard(name)
+
+    def supervise(self, interval: float = 1.0) -> None:
+        """Start again any process that exits by itself (as systemd's Restart=always would),
+        counting it in `crashes`; intentional kills and restarts are not counted."""
+        def watch() -> None:
+            while not self._supervising.wait(interval):
+                for name, proc in list(self.procs.items()):
+                    if name in self._restarting or proc.popen is None or proc.popen.poll() is None:
+                        continue
+                    self.crashes[name] = self.crashes.get(name, 0) + 1
+                    print(f"supervisor: {name} exited ({proc.popen.returncode}); starting it again", file=sys.stderr)
+                    self.spawn(name)
+
+        threading.Thread(target=watch, name="bench-supervisor", daemon=True).start()
 
     def _redis_up(self) -> bool:
         try:
@@ -269,6 +291,7 @@ class Stack:
             return False
 
     def stop(self) -> None:
+        self._supervising.set()
         order = ["beat", "web", "answers", "files", "emulator", "redis"]
         for name in order:
             proc = self.procs.get(name)
@@ -306,6 +329,21 @@ class Stack:
             return total
         except psutil.NoSuchProcess:
             return 0
+
+
+    def cpu_seconds(self, name: str) -> float:
+        """User + system CPU time used so far by a process and its children."""
+        proc = self.procs[name]
+        try:
+            root = psutil.Process(proc.pid)
+            total = 0.0
+            for member in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    times = member.cpu_times()
+                    total += times.user + times.system
+            return total
+        except psutil.NoSuchProcess:
+            return 0.0
 
 
 class RssSampler:

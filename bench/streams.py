@@ -15,6 +15,7 @@ delta's own added time is the first-token figure).
 from __future__ import annotations
 
 import asyncio
+import collections
 import math
 from dataclasses import dataclass
 
@@ -156,6 +157,18 @@ class Step:
     idle: dict
     wall_direct: float
     wall_docqa: float
+    cpu: dict
+
+
+CPU_PROCESSES = ("web", "answers", "emulator", "redis")
+
+
+def _cpu(stack: Stack) -> dict:
+    import time as _time
+
+    out = {name: stack.cpu_seconds(name) for name in CPU_PROCESSES}
+    out["bench client"] = _time.process_time()
+    return out
 
 
 def concurrent(stack: Stack, user_docs: list[tuple[A.BenchUser, int]], *, steps: list[int], timeout: float) -> Table:
@@ -191,13 +204,15 @@ def concurrent(stack: Stack, user_docs: list[tuple[A.BenchUser, int]], *, steps:
         directs = asyncio.run(direct_all())
         wall_direct = http.now() - start
         with RssSampler(stack, ("web", "answers")) as sampler:
+            cpu_before = _cpu(stack)
             start = http.now()
             docqas = asyncio.run(docqa_all())
             wall_docqa = http.now() - start
+            cpu = {k: v - cpu_before[k] for k, v in _cpu(stack).items()}
         _answers_settle()
         step_pairs = [Pair(d, q) for d, q in zip(directs, docqas)]
         pairs_check(step_pairs)
-        results.append(Step(n, step_pairs, dict(sampler.peak), idle, wall_direct, wall_docqa))
+        results.append(Step(n, step_pairs, dict(sampler.peak), idle, wall_direct, wall_docqa, cpu))
 
     table = Table(
         "2. Concurrent answers (each client asks, then reads its SSE stream; threads-pool worker, one uvicorn)",
@@ -225,9 +240,16 @@ def concurrent(stack: Stack, user_docs: list[tuple[A.BenchUser, int]], *, steps:
             f"{mib(step.peak['answers'])} ({mib(step.peak['answers'] - step.idle['answers'])})",
             target,
         ])
-        errors = sorted({p.docqa.error or ("text differs" if p.docqa.done else "no end") for p in step.pairs if not p.ok})
+        errors = collections.Counter(
+            (p.docqa.error or ("text differs" if p.docqa.done else "no end")).splitlines()[0][:120]
+            for p in step.pairs if not p.ok
+        )
         if errors:
-            table.notes.append(f"{step.n} at once: {len(step.pairs) - len(good)} not complete — " + "; ".join(errors)[:400])
+            table.notes.append(f"{step.n} at once: {len(step.pairs) - len(good)} not complete — "
+                               + "; ".join(f"{n} × {e}" for e, n in errors.most_common()))
+        busy = ", ".join(f"{name} {seconds:.1f}" for name, seconds in step.cpu.items())
+        table.notes.append(f"{step.n} at once: CPU seconds during the docqa phase ({step.wall_docqa:.1f} s of wall "
+                           f"time, 2 cores = {2 * step.wall_docqa:.1f} CPU-s available): {busy}.")
     table.notes.append("Target: 500 at once with none failed and a p50 duration ratio ≤ 1.2×. Duration runs from "
                        "the ask POST (docqa) or the completion POST (direct) to the last delta.")
     return table
