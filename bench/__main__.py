@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     tables: list[Table] = []
     broken: list[str] = []
     started = time.monotonic()
+    started_at = datetime.datetime.now().astimezone()
     with Stack(options, keep=args.keep) as stack:
         print(f"docqa bench: var dir {stack.var_dir}, web {stack.base_url}, emulator {stack.emulator_url}",
               file=sys.stderr)
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     header = [
         f"## Benchmarks{' (smoke)' if args.smoke else ''}",
         "",
-        f"Run {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} on {machine()}, in {elapsed / 60:.1f} min; "
+        f"Run {started_at:%Y-%m-%d %H:%M %Z} on {machine()}, in {elapsed / 60:.1f} min; "
         f"{'PostgreSQL' if args.database_url else 'SQLite'}, embedded Redis, the offline emulator as upstream, "
         "everything on 127.0.0.1. Reproduce with `make bench` (or `python -m bench`).",
         "",
