@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.emulator import samples
+from tests import samples
 
 
 def test_pdf(api):
