@@ -39,35 +39,38 @@ def emu(emulator):
     emulator.control.clear_faults()
 
 
+def _django_active(request) -> bool:
+    """False when a folder's tests run with `-p no:django` (the client and the emulator know no Django)."""
+    return request.config.pluginmanager.has_plugin("django")
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _collected_static(django_db_blocker):
+def _collected_static(request):
     """Static files collected as `make run` does, so pages load exactly as deployed."""
-    from django.core.management import call_command
+    if _django_active(request):
+        from django.core.management import call_command
 
-    call_command("collectstatic", interactive=False, verbosity=0)
-
-
-@pytest.fixture(autouse=True)
-def _isolated_media(tmp_path, settings):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.MOONSHOT_MAX_RETRIES = 2
+        call_command("collectstatic", interactive=False, verbosity=0)
 
 
 @pytest.fixture(autouse=True)
-def _english_by_default():
-    """A request in Chinese leaves its language active in the thread; start each test in English."""
+def _django_test_defaults(request, tmp_path):
+    """Media in a temporary folder, short retries, English, and an empty Redis for every test.
+
+    A request in Chinese leaves its language active in the thread, hence the reset.
+    """
+    if not _django_active(request):
+        yield
+        return
     from django.utils import translation
 
+    settings_fixture = request.getfixturevalue("settings")
+    settings_fixture.MEDIA_ROOT = tmp_path / "media"
+    settings_fixture.MOONSHOT_MAX_RETRIES = 2
+    redis_client().flushdb()  # its own embedded server, or CI's database
     translation.activate("en")
     yield
     translation.deactivate()
-
-
-@pytest.fixture(autouse=True)
-def _clean_redis():
-    """Each test starts with empty Redis (its own embedded server, or CI's database 0)."""
-    redis_client().flushdb()
-    yield
 
 
 @pytest.fixture

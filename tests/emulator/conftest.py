@@ -14,23 +14,6 @@ from docqa.emulator.testing import RunningEmulator, run_emulator
 API_KEY = "emulator-test-key-0b5d"
 
 
-# The suite-wide conftest has autouse fixtures that need pytest-django and Redis; the
-# emulator knows neither, and its tests run with `-p no:django`, so they are no-ops here.
-@pytest.fixture(scope="session")
-def _collected_static() -> None:
-    return None
-
-
-@pytest.fixture
-def _isolated_media() -> None:
-    return None
-
-
-@pytest.fixture
-def _clean_redis() -> None:
-    return None
-
-
 class Api:
     """Just enough of a Moonshot client to drive the emulator from tests."""
 

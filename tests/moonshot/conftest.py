@@ -17,25 +17,6 @@ from tests.moonshot.rawserver import Handler, RawServer
 API_KEY = "sk-docqa-test-6f1c0e93b7a24d58"
 
 
-# The suite-wide conftest above this folder has autouse fixtures that need pytest-django
-# (`settings`, the database) and the app's Redis. The client must be testable with Django switched off
-# (`-p no:django`), so within this folder they are replaced, by name, with no-ops: these
-# tests use no media and keep their Redis keys in a namespace of their own.
-@pytest.fixture(scope="session")
-def _collected_static() -> None:
-    return None
-
-
-@pytest.fixture
-def _isolated_media() -> None:
-    return None
-
-
-@pytest.fixture
-def _clean_redis() -> None:
-    return None
-
-
 class RecordedSleep:
     """Stands in for `time.sleep`: records each wait and returns at once."""
 
