@@ -152,6 +152,7 @@ SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+CSRF_FAILURE_VIEW = "docqa.views.csrf_failure"
 
 # --- Redis -------------------------------------------------------------------------------
 # Unset means the embedded server that `make run` (and the test suite) starts from the

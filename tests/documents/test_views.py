@@ -194,3 +194,13 @@ def test_signup_login_logout(client, django_user_model):
 def test_language_can_be_switched(auth_client):
     auth_client.post(reverse("set_language"), {"language": "zh-hans", "next": "/documents/"})
     assert "文档" in auth_client.get(reverse("documents:list")).content.decode()
+
+
+def test_error_pages_speak_plainly(auth_client, user):
+    from django.test import Client
+
+    assert "not yours to see" in auth_client.get("/documents/999999/").content.decode()
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    refused = client.post(reverse("documents:upload"))
+    assert refused.status_code == 403 and "Reload the page and try again" in refused.content.decode()
