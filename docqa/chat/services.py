@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -454,7 +455,126 @@ def _answer_finish(answer_id: int, *, state: str, **fields) -> bool:
 
 
 def _answer_lock(answer_id: int):
-    return redis_client().lock(f"docqa:lock:answer:{answer_id}", timeout=ANSWER_LOCK_TTL, blocking=False)
+    # Not thread-local: the saver thread renews it while the task thread streams.
+    return redis_client().lock(
+        f"docqa:lock:answer:{answer_id}", timeout=ANSWER_LOCK_TTL, blocking=False, thread_local=False
+    )
+
+
+class StreamingAnswer:
+    """One answer's text so far, shared by the task thread (which appends) and the saver.
+
+    The content, reasoning and stream cursor change together under `mutex`, so a save is
+    always a consistent snapshot: the text up to the cursor, and nothing after it (the SSE
+    view's snapshot is the saved text plus the stream entries after the saved cursor).
+    """
+
+    def __init__(self, answer_id: int, lock, publisher: AnswerPublisher) -> None:
+        self.answer_id = answer_id
+        self.lock = lock
+        self.publisher = publisher
+        self.mutex = threading.Lock()
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self.cursor = ""
+        self.first_token_at = None
+        # Set by the saver: the answer was finished elsewhere (stop, sweep, deleted conversation),
+        # or the lock could not be renewed (the error, raised in the task thread).
+        self.abandoned = False
+        self.failure: BaseException | None = None
+
+    def publish(self, pieces: list[tuple[str, str]]) -> bool:
+        """Publish deltas to the Redis Stream and keep them; True when Stop was asked for."""
+        with self.mutex:
+            for kind, text in pieces:
+                (self.content if kind == CONTENT else self.reasoning).append(text)
+            last_id, stopped = self.publisher.publish(pieces)
+            self.cursor = last_id or self.cursor
+        if self.first_token_at is None:
+            # After the delta is out: the first token never waits on the database.
+            self.first_token_at = timezone.now()
+        return stopped
+
+    def progress(self) -> dict:
+        with self.mutex:
+            fields = {"content": "".join(self.content), "reasoning": "".join(self.reasoning), "stream_cursor": self.cursor}
+        if self.first_token_at is not None:
+            fields["first_token_at"] = self.first_token_at
+        return fields
+
+
+class AnswerSaver:
+    """One thread per worker process that saves every streaming answer's text so far.
+
+    Every SAVE_INTERVAL it renews each answer's lock and stream expiry and writes all their
+    texts in one transaction, off the task threads that relay deltas (so no delta waits on
+    the database, and SQLite sees one write a second instead of one per answer). The thread
+    starts with the first answer, stops (closing its database connection) when none is left.
+    """
+
+    def __init__(self, interval: float = SAVE_INTERVAL) -> None:
+        self.interval = interval
+        self._mutex = threading.Lock()
+        self._answers: dict[int, StreamingAnswer] = {}
+        self._thread: threading.Thread | None = None
+
+    def add(self, answer: StreamingAnswer) -> None:
+        with self._mutex:
+            self._answers[answer.answer_id] = answer
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="docqa-answer-saver", daemon=True)
+                self._thread.start()
+
+    def remove(self, answer: StreamingAnswer) -> None:
+        with self._mutex:
+            if self._answers.get(answer.answer_id) is answer:
+                del self._answers[answer.answer_id]
+
+    def _run(self) -> None:
+        next_at = time.monotonic() + self.interval
+        try:
+            while True:
+                time.sleep(max(0.0, next_at - time.monotonic()))
+                next_at += self.interval
+                with self._mutex:
+                    batch = list(self._answers.values())
+                    if not batch:
+                        self._thread = None
+                        return
+                try:
+                    self.save(batch)
+                except Exception:  # noqa: BLE001 - the next round tries again; the end state is saved by the task
+                    logger.warning("saving %s streaming answers failed", len(batch), exc_info=True)
+                if time.monotonic() > next_at:
+                    next_at = time.monotonic()  # a slow round: save again at once, do not pile up
+        finally:
+            connection.close()
+
+    def save(self, batch: list[StreamingAnswer]) -> None:
+        """Renew the locks, then write every answer's text (and heartbeat) in one transaction."""
+        live = []
+        for answer in batch:
+            try:
+                answer.lock.reacquire()
+            except Exception as exc:  # noqa: BLE001 - raised in the task thread, as if renewed there
+                answer.failure = exc
+                continue
+            live.append(answer)
+        pipe = redis_client().pipeline(transaction=False)
+        for answer in live:
+            answer.publisher.refresh(pipe)
+        pipe.execute()
+        connection.close_if_unusable_or_obsolete()
+        now = timezone.now()
+        with transaction.atomic():
+            for answer in live:
+                if not Message.objects.filter(pk=answer.answer_id, state=State.STREAMING).update(
+                    heartbeat_at=now, **answer.progress()
+                ):
+                    answer.abandoned = True
+
+
+answer_saver = AnswerSaver()
 
 
 def answer_generate(*, answer_id: int) -> str:
@@ -462,7 +582,9 @@ def answer_generate(*, answer_id: int) -> str:
 
     Runs at most once per answer: a lock keeps a duplicate delivery from running alongside,
     and a delivery that finds the answer already started (its worker died) marks it
-    interrupted, keeping the saved text, instead of generating a second time.
+    interrupted, keeping the saved text, instead of generating a second time. The request
+    is prepared before the answer is marked started (one conditional `UPDATE` that also
+    records the model and budget), and only the delivery whose `UPDATE` matched streams.
     """
     lock = _answer_lock(answer_id)
     if not lock.acquire():
@@ -482,11 +604,6 @@ def answer_generate(*, answer_id: int) -> str:
                 error=note(N_("The worker writing this answer stopped before it was finished.")),
             )
             return "interrupted"
-        now = timezone.now()
-        if not Message.objects.filter(pk=answer_id, state=State.STREAMING, started_at__isnull=True).update(
-            started_at=now, heartbeat_at=now
-        ):
-            return "finished"
         return _answer_stream(answer, lock)
     finally:
         try:
@@ -497,48 +614,40 @@ def answer_generate(*, answer_id: int) -> str:
 
 def _answer_stream(answer: Message, lock) -> str:
     publisher = AnswerPublisher(answer.pk)
+    now = timezone.now()
     if publisher.stop_requested():
-        _answer_finish(answer.pk, state=State.STOPPED)
+        _answer_finish(answer.pk, state=State.STOPPED, started_at=now)
         return State.STOPPED
     try:
         prepared = answer_prepare(answer=answer)
     except ChatRefused as exc:
-        _answer_finish(answer.pk, state=State.FAILED, error=str(exc))
+        _answer_finish(answer.pk, state=State.FAILED, error=str(exc), started_at=now)
         return State.FAILED
     except MoonshotError as exc:
-        _answer_finish(answer.pk, state=State.FAILED, error=upstream_error_note(exc))
+        _answer_finish(answer.pk, state=State.FAILED, error=upstream_error_note(exc), started_at=now)
         return State.FAILED
-    Message.objects.filter(pk=answer.pk).update(
-        model=prepared.model, dropped_turns=prepared.dropped_turns, max_completion_tokens=prepared.max_completion_tokens
-    )
+    now = timezone.now()
+    if not Message.objects.filter(pk=answer.pk, state=State.STREAMING, started_at__isnull=True).update(
+        started_at=now,
+        heartbeat_at=now,
+        model=prepared.model,
+        dropped_turns=prepared.dropped_turns,
+        max_completion_tokens=prepared.max_completion_tokens,
+    ):
+        return "finished"  # stopped (or started by another delivery) meanwhile
     params = {
         "max_completion_tokens": prepared.max_completion_tokens,
         "prompt_cache_key": str(answer.conversation_id),
         "safety_identifier": context.safety_identifier(answer.conversation.owner_id, secret=settings.SECRET_KEY),
     }
-    content: list[str] = []
-    reasoning: list[str] = []
-    cursor = ""
+    streaming = StreamingAnswer(answer.pk, lock, publisher)
+    progress = streaming.progress
     usage: dict = {}
     finish_reason = ""
-    first_token_at = None
-    last_save = time.monotonic()
     stopped = False
-
-    def progress() -> dict:
-        return {"content": "".join(content), "reasoning": "".join(reasoning), "stream_cursor": cursor}
-
-    def save() -> bool:
-        nonlocal last_save
-        last_save = time.monotonic()
-        lock.reacquire()
-        publisher.refresh()
-        return bool(
-            Message.objects.filter(pk=answer.pk, state=State.STREAMING).update(heartbeat_at=timezone.now(), **progress())
-        )
-
-    stream = moonshot_client().chat_completion_stream(model=prepared.model, messages=prepared.messages, **params)
+    answer_saver.add(streaming)
     try:
+        stream = moonshot_client().chat_completion_stream(model=prepared.model, messages=prepared.messages, **params)
         with closing(stream):
             for chunk in stream:
                 if chunk.usage:
@@ -546,17 +655,12 @@ def _answer_stream(answer: Message, lock) -> str:
                 if chunk.finish_reason:
                     finish_reason = chunk.finish_reason
                 pieces = [(kind, text) for kind, text in ((REASONING, chunk.reasoning_content), (CONTENT, chunk.content)) if text]
-                if pieces:
-                    if first_token_at is None:
-                        first_token_at = timezone.now()
-                        Message.objects.filter(pk=answer.pk).update(first_token_at=first_token_at)
-                    for kind, text in pieces:
-                        (content if kind == CONTENT else reasoning).append(text)
-                    last_id, stopped = publisher.publish(pieces)
-                    cursor = last_id or cursor
-                    if stopped:
-                        break
-                if time.monotonic() - last_save >= SAVE_INTERVAL and not save():
+                if pieces and streaming.publish(pieces):
+                    stopped = True
+                    break
+                if streaming.failure is not None:
+                    raise streaming.failure
+                if streaming.abandoned:
                     # Finished elsewhere (swept, or the conversation was deleted): stop quietly.
                     return "abandoned"
     except StreamInterrupted as exc:
@@ -576,6 +680,8 @@ def _answer_stream(answer: Message, lock) -> str:
             **progress(),
         )
         raise
+    finally:
+        answer_saver.remove(streaming)
     state = State.STOPPED if stopped else State.COMPLETE
     _answer_finish(
         answer.pk,

@@ -55,8 +55,9 @@ class AnswerPublisher:
     def stop_requested(self) -> bool:
         return bool(self.redis.exists(self.stop_key))
 
-    def refresh(self) -> None:
-        self.redis.expire(self.key, STREAM_TTL_LIVE)
+    def refresh(self, pipe=None) -> None:
+        """Keep the live stream from expiring (on `pipe` when given, to batch many answers)."""
+        (pipe if pipe is not None else self.redis).expire(self.key, STREAM_TTL_LIVE)
 
 
 def answer_end_publish(answer_id: int) -> None:

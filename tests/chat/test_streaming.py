@@ -373,3 +373,65 @@ def test_sse_404_for_another_user(asgi_server, client, other_user, conversation,
     response = requests.get(f"{asgi_server}/chat/answers/{answer.pk}/stream/", cookies={"sessionid": client.cookies["sessionid"].value}, timeout=10)
     assert response.status_code == 404
     assert requests.get(f"{asgi_server}/chat/answers/{answer.pk}/stream/", timeout=10).status_code == 404
+
+
+def _run_in_thread(fn):
+    """Run `fn` in a thread of its own (as a worker thread would), closing its connection after."""
+    import threading
+
+    from django.db import connection
+
+    result: dict = {}
+
+    def target():
+        try:
+            result["value"] = fn()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, result
+
+
+def test_saves_keep_coming_while_a_slow_stream_relays(celery_worker, conversation, emu):
+    # About 3 s of deltas: the saver thread writes the text each second beside the relay.
+    emu.control.configure(chunk_delay=0.1, chunk_size_words=1)
+    answer = ask(conversation)
+    seen: list[tuple[int, str]] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        row = Message.objects.get(pk=answer.pk)
+        if row.state != State.STREAMING:
+            break
+        if row.content and (not seen or seen[-1][1] != row.content):
+            seen.append((len(row.content), row.stream_cursor))
+            # Each save is consistent: its text is exactly the stream up to its cursor.
+            entries = redis_client().xrange(answer_stream_key(answer.pk), max=row.stream_cursor)
+            assert "".join(f.get("t", "") for _i, f in entries if f.get("k") == "c") == row.content
+            assert row.first_token_at is not None and row.started_at <= row.first_token_at
+        time.sleep(0.1)
+    done = wait_for(lambda: finished(answer.pk), message="answer finished")
+    assert done.state == State.COMPLETE
+    lengths = [length for length, _cursor in seen]
+    assert len(lengths) >= 2 and lengths == sorted(lengths), f"saved text should grow mid-stream: {lengths}"
+    assert lengths[-1] < len(done.content)
+    assert done.first_token_at and done.started_at <= done.first_token_at <= done.finished_at
+    assert done.model and done.max_completion_tokens
+
+
+def test_an_answer_finished_elsewhere_makes_the_task_stop_quietly(transactional_db, conversation, emu):
+    emu.control.configure(chunk_delay=0.1, chunk_size_words=1)
+    question = Message.objects.create(conversation=conversation, role=Role.USER, content="How did revenue grow?")
+    answer = Message.objects.create(conversation=conversation, role=Role.ASSISTANT, question=question,
+                                    state=State.STREAMING, model=conversation.model, heartbeat_at=timezone.now())
+    thread, result = _run_in_thread(lambda: services.answer_generate(answer_id=answer.pk))
+    wait_for(lambda: stream_text(answer.pk)[0], message="some text")
+    # The sweep (or a deleted conversation) finishes it while the task still streams.
+    Message.objects.filter(pk=answer.pk).update(state=State.INTERRUPTED, content="kept by the sweep")
+    thread.join(timeout=10)
+    assert not thread.is_alive() and result["value"] == "abandoned"
+    time.sleep(services.SAVE_INTERVAL * 1.5)  # no save after the end overwrites what the sweep kept
+    row = Message.objects.get(pk=answer.pk)
+    assert row.state == State.INTERRUPTED and row.content == "kept by the sweep"
+    assert not redis_client().exists(f"docqa:lock:answer:{answer.pk}")
