@@ -100,8 +100,13 @@ def message_text(content: object) -> str:
 
 
 def documents_from_messages(messages: list[dict]) -> list[tuple[str, str]]:
-    """(source name, text) of each system message, unwrapping Moonshot's file-content JSON."""
+    """(source name, text) of each system message, unwrapping Moonshot's file-content JSON.
+
+    When some system messages are files, the others are instructions (the system prompt),
+    not material to quote.
+    """
     documents = []
+    files = []
     number = 0
     for message in messages:
         if message.get("role") != "system":
@@ -118,8 +123,9 @@ def documents_from_messages(messages: list[dict]) -> list[tuple[str, str]]:
             if isinstance(parsed, dict) and isinstance(parsed.get("content"), str):
                 text = parsed["content"]
                 source = str(parsed.get("filename") or parsed.get("title") or source)
+                files.append((source, text))
         documents.append((source, text))
-    return documents
+    return files or documents
 
 
 def passages_split(source: str, text: str) -> list[Passage]:

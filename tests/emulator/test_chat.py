@@ -192,3 +192,16 @@ def test_first_token_delay_and_chunk_delay_pace_the_stream(emu, api):
     assert headers_at < 0.25  # headers come at once; the wait is for the first token
     assert total >= 0.3 + 0.02 * (len(events) - 4)
     assert events[-1] == "[DONE]"
+
+
+def test_offline_answer_quotes_files_not_the_system_prompt():
+    from docqa.emulator.answer import documents_from_messages
+
+    messages = [
+        {"role": "system", "content": "You are Kimi, an assistant that refuses terrorism questions."},
+        {"role": "system", "content": json.dumps({"content": "Revenue grew 12%.", "filename": "r.pdf"})},
+        {"role": "user", "content": "How did revenue grow?"},
+    ]
+    assert documents_from_messages(messages) == [("r.pdf", "Revenue grew 12%.")]
+    # Without file messages, every system message is material.
+    assert len(documents_from_messages(messages[:1] + messages[2:])) == 1
