@@ -7,11 +7,13 @@ on the event loop (not a thread) while it waits on the answer's Redis Stream.
 from __future__ import annotations
 
 import html
+import logging
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -25,6 +27,10 @@ from docqa.chat import services, streams
 from docqa.chat.models import Conversation, Message, Role, State
 from docqa.chat.streams import CONTENT, END, REASONING
 from docqa.documents.models import Document, Status
+
+logger = logging.getLogger("docqa.chat.views")
+# Seconds a browser (or a script) is told to wait when the database is too busy to take a question.
+BUSY_RETRY_AFTER = 5
 
 
 def _owned_conversation(request: HttpRequest, pk: int) -> Conversation:
@@ -101,6 +107,11 @@ def conversation_ask(request: HttpRequest, pk: int) -> HttpResponse:
     text = request.POST.get("question", "")
     try:
         question, answer = services.conversation_ask(conversation=conversation, question=text)
+    except OperationalError:
+        # The database is saturated (SQLite's busy timeout ran out, PostgreSQL refused a
+        # connection or a lock): nothing was saved, so say so and keep the question.
+        logger.warning("ask on conversation %s refused: database busy", conversation.pk, exc_info=True)
+        return _ask_busy(request, conversation, text)
     except services.ChatRefused as exc:
         if request.htmx:
             # 200 plus a retarget: htmx does not swap error statuses, and the form must keep the text.
@@ -122,6 +133,25 @@ def conversation_ask(request: HttpRequest, pk: int) -> HttpResponse:
              "question_limit": settings.DOCQA_MAX_QUESTION_CHARS},
         )
     return redirect(f"{conversation.get_absolute_url()}#answer-{answer.pk}")
+
+
+def _ask_busy(request: HttpRequest, conversation: Conversation, text: str) -> HttpResponse:
+    """503 with the form and its text kept; htmx gets the form as a 200 retarget, as other refusals."""
+    error = _("The service is busy right now and your question was not saved. Please try again in a moment.")
+    form_context = {"conversation": conversation, "question_text": text, "ask_error": error,
+                    "question_limit": settings.DOCQA_MAX_QUESTION_CHARS}
+    if request.htmx:
+        # htmx does not swap error statuses; the form must show the message and keep the text.
+        response = reswap(retarget(render(request, "chat/conversation.html#ask_form", form_context), "#ask-form"), "outerHTML")
+    else:
+        try:
+            context = _conversation_context(conversation, question_text=text, ask_error=error)
+        except OperationalError:  # not even reads get through: the form alone still keeps the text
+            response = render(request, "chat/conversation.html#ask_form", form_context, status=503)
+        else:
+            response = render(request, "chat/conversation.html", context, status=503)
+    response["Retry-After"] = str(BUSY_RETRY_AFTER)
+    return response
 
 
 @login_required

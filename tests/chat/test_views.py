@@ -225,3 +225,63 @@ def test_contract_labels_in_chinese(client, user, make_document):
     assert conversation.system_prompt.startswith("你是 Kimi")
     page = client.get(response.url, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert 'class="chat-ask-label">问题</label>' in page and ">提问</button>" in page
+
+
+@pytest.fixture
+def logged_in(transactional_db, client, user):
+    client.force_login(user)  # before the database is made busy: logging in writes the session
+    return client
+
+
+@pytest.fixture
+def database_busy(transactional_db):
+    """Another connection holds a write transaction (locking every conversation row) while this
+    thread's connection gives up after 0.2 s instead of 20: a saturated database, for real."""
+    import threading
+
+    from django.db import connection, transaction
+
+    def hold(ready: threading.Event, release: threading.Event):
+        try:
+            with transaction.atomic():  # SQLite: BEGIN IMMEDIATE takes the one write lock
+                list(Conversation.objects.select_for_update())
+                ready.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    ready, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=hold, args=(ready, release), daemon=True)
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    saved_timeout = options.get("timeout")
+    if connection.vendor == "sqlite":
+        options["timeout"] = 0.2
+        connection.close()  # reopened with the short busy timeout
+    else:
+        connection.cursor().execute("SET lock_timeout = '200ms'")
+    holder.start()
+    assert ready.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join(10)
+        if connection.vendor == "sqlite":
+            options["timeout"] = saved_timeout
+            connection.close()
+        else:
+            connection.cursor().execute("SET lock_timeout = 0")
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_ask_on_a_saturated_database_says_busy_and_keeps_the_question(transactional_db, logged_in, conversation, database_busy, htmx):
+    client = logged_in
+    headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+    response = client.post(reverse("chat:ask", args=[conversation.pk]), {"question": "What grew in spring?"}, **headers)
+    body = response.content.decode()
+    assert response.status_code == (200 if htmx else 503)
+    assert "busy right now" in body and "What grew in spring?" in body
+    assert response["Retry-After"] == "5"
+    if htmx:
+        assert response["HX-Retarget"] == "#ask-form"
+    assert not Message.objects.exists()
