@@ -72,7 +72,10 @@
         ui.bar.value = 100;
         ui.item.classList.add("done");
         ui.note.textContent = Array.from(notes).map((e) => e.textContent).join(" ");
-        if (!ui.note.textContent) setTimeout(function () { ui.item.remove(); }, 1500);
+        if (!ui.note.textContent) {
+          ui.note.textContent = "✓ " + form.dataset.done;
+          setTimeout(function () { ui.item.remove(); }, 3000);
+        }
       }
       placeRows(container);
       next();
