@@ -545,6 +545,7 @@ class AnswerSaver:
                     self.save(batch)
                 except Exception:  # noqa: BLE001 - the next round tries again; the end state is saved by the task
                     logger.warning("saving %s streaming answers failed", len(batch), exc_info=True)
+                    connection.close()  # the next round reconnects if this one broke the connection
                 if time.monotonic() > next_at:
                     next_at = time.monotonic()  # a slow round: save again at once, do not pile up
         finally:
@@ -564,7 +565,8 @@ class AnswerSaver:
         for answer in live:
             answer.publisher.refresh(pipe)
         pipe.execute()
-        connection.close_if_unusable_or_obsolete()
+        # The thread's connection lives as long as it does, whatever CONN_MAX_AGE (which
+        # governs request and task ends, not this loop); it is closed after an error.
         now = timezone.now()
         with transaction.atomic():
             for answer in live:
