@@ -14,6 +14,8 @@ from contextlib import closing
 from dataclasses import dataclass
 from datetime import timedelta
 
+import redis
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max, Q, QuerySet
@@ -673,14 +675,16 @@ def _answer_stream(answer: Message, lock) -> str:
         logger.warning("answer %s failed: %s", answer.pk, exc)
         _answer_finish(answer.pk, state=State.FAILED, error=upstream_error_note(exc), **progress())
         return State.FAILED
-    except BaseException:
-        # The soft time limit or a crash: keep what arrived and let the user retry.
-        _answer_finish(
-            answer.pk,
-            state=State.INTERRUPTED,
-            error=note(N_("Writing this answer took too long and was stopped.")),
-            **progress(),
-        )
+    except BaseException as exc:
+        # The soft time limit, Redis going away, or a crash: keep what arrived, say which,
+        # and let the user retry.
+        if isinstance(exc, SoftTimeLimitExceeded):
+            reason = note(N_("Writing this answer took too long and was stopped."))
+        elif isinstance(exc, redis.exceptions.ConnectionError):
+            reason = note(N_("docqa lost its connection to Redis while writing this answer."))
+        else:
+            reason = note(N_("The worker writing this answer stopped before it was finished."))
+        _answer_finish(answer.pk, state=State.INTERRUPTED, error=reason, **progress())
         raise
     finally:
         answer_saver.remove(streaming)
