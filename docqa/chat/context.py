@@ -49,6 +49,25 @@ def system_prompt_default(language: str) -> str:
     return KIMI_SYSTEM_PROMPT_ZH if language.lower().startswith("zh") else KIMI_SYSTEM_PROMPT_EN
 
 
+def system_prompt_with_names(system_prompt: str, names: Sequence[tuple[str, str]]) -> str:
+    """The system prompt plus which uploaded file each document message is.
+
+    Identical files are stored on Moonshot once for everyone under a neutral name
+    (`docqa-<token>.pdf`), so the extracted JSON the model reads names no user's file. This
+    tells the model the names this user knows them by, so answers cite "report.pdf" and not
+    the token. It depends only on the conversation's documents, so the prompt prefix stays
+    byte-identical from turn to turn.
+    """
+    if not names:
+        return system_prompt
+    lines = [f"{index}. {remote} = “{shown}”" for index, (remote, shown) in enumerate(names, start=1)]
+    return (
+        f"{system_prompt}\n\n"
+        "The user's documents follow as system messages, in this order. Refer to each by the "
+        "user's file name in quotes, not by the stored name:\n" + "\n".join(lines)
+    )
+
+
 def text_tokens_estimate(text: str) -> int:
     """A deliberately generous token estimate: one per CJK character, one per 3 other characters.
 

@@ -131,8 +131,15 @@ def _document_tokens(document: Document) -> int:
     return context.message_tokens_estimate(stored.content_raw)
 
 
+def _system_prompt_for(system_prompt: str, documents: list[Document]) -> str:
+    return context.system_prompt_with_names(
+        system_prompt, [(d.stored_file.remote_filename, d.filename) for d in documents]
+    )
+
+
 def _documents_fit(*, model: str, documents: list[Document], system_prompt: str, question: str = "") -> None:
     """Refuse, naming the documents to drop, when the documents alone cannot fit the window."""
+    system_prompt = _system_prompt_for(system_prompt, documents)
     budget = token_budget_fit(
         model=model,
         context_lengths=models_available(),
@@ -400,10 +407,11 @@ def answer_prepare(*, answer: Message) -> PreparedRequest:
     turns = _turns_before(answer)
     question = answer.question.content
     max_tokens = max_completion_tokens_for(conversation.model)
+    system_prompt = _system_prompt_for(conversation.system_prompt, documents)
     budget = token_budget_fit(
         model=conversation.model,
         context_lengths=models_available(),
-        fixed_tokens=context.TOKENS_PER_REQUEST + context.message_tokens_estimate(conversation.system_prompt),
+        fixed_tokens=context.TOKENS_PER_REQUEST + context.message_tokens_estimate(system_prompt),
         documents=[DocumentSize(d.filename, _document_tokens(d)) for d in documents],
         turn_tokens=[
             context.message_tokens_estimate(t.question) + context.message_tokens_estimate(t.answer) for t in turns
@@ -420,7 +428,7 @@ def answer_prepare(*, answer: Message) -> PreparedRequest:
         )
     contents = [d.stored_file.content_raw for d in documents]
     kept = turns[budget.dropped_turns :]
-    messages = messages_assemble(system_prompt=conversation.system_prompt, documents=contents, turns=kept, question=question)
+    messages = messages_assemble(system_prompt=system_prompt, documents=contents, turns=kept, question=question)
     model, window, completion = budget.model, budget.context_length, budget.max_completion_tokens
     if context.needs_exact_count(budget):
         # Close to the edge: ask Moonshot's tokenizer and give up history (or length) until it fits.
@@ -436,7 +444,7 @@ def answer_prepare(*, answer: Message) -> PreparedRequest:
             if kept:
                 kept = kept[1:]
                 messages = messages_assemble(
-                    system_prompt=conversation.system_prompt, documents=contents, turns=kept, question=question
+                    system_prompt=system_prompt, documents=contents, turns=kept, question=question
                 )
                 continue
             if window - exact >= context.MIN_COMPLETION_TOKENS:

@@ -99,6 +99,9 @@ def message_text(content: object) -> str:
     return ""
 
 
+_SHOWN_AS = re.compile(r"^\d+\. (\S+) = “(.+)”$", re.MULTILINE)
+
+
 def documents_from_messages(messages: list[dict]) -> list[tuple[str, str]]:
     """(source name, text) of each system message, unwrapping Moonshot's file-content JSON.
 
@@ -108,6 +111,14 @@ def documents_from_messages(messages: list[dict]) -> list[tuple[str, str]]:
     documents = []
     files = []
     number = 0
+    # A prompt may say which file each stored name is ("1. docqa-ab12.pdf = “report.pdf”"),
+    # as a model would read it; the quotes then name the source.
+    shown_as = {
+        remote: shown
+        for message in messages
+        if message.get("role") == "system"
+        for remote, shown in _SHOWN_AS.findall(message_text(message.get("content")))
+    }
     for message in messages:
         if message.get("role") != "system":
             continue
@@ -123,6 +134,7 @@ def documents_from_messages(messages: list[dict]) -> list[tuple[str, str]]:
             if isinstance(parsed, dict) and isinstance(parsed.get("content"), str):
                 text = parsed["content"]
                 source = str(parsed.get("filename") or parsed.get("title") or source)
+                source = shown_as.get(source, source)
                 files.append((source, text))
         documents.append((source, text))
     return files or documents

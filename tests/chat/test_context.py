@@ -110,3 +110,12 @@ def test_local_estimate_is_generous():
     assert context.text_tokens_estimate("abc") == 1
     assert context.text_tokens_estimate("你好世界") == 4
     assert context.text_tokens_estimate("hello world, this is English") >= 28 / 4
+
+
+def test_system_prompt_names_each_document_as_the_user_knows_it():
+    from docqa.chat.context import system_prompt_with_names
+
+    assert system_prompt_with_names("Be helpful.", []) == "Be helpful."
+    prompt = system_prompt_with_names("Be helpful.", [("docqa-1.pdf", "plan.pdf"), ("docqa-2.md", "notes.md")])
+    assert prompt.startswith("Be helpful.\n\n")
+    assert prompt.endswith("1. docqa-1.pdf = “plan.pdf”\n2. docqa-2.md = “notes.md”")

@@ -226,6 +226,8 @@ def test_documents_through_the_real_pipeline(celery_worker, user):
     answer = ask(conversation, "How many ships did Bergen harbour handle?")
     done = wait_for(lambda: finished(answer.pk), message="answer")
     assert done.state == State.COMPLETE and "4,200" in done.content
+    # Moonshot knows the file by its neutral stored name; the prompt maps it to the user's.
+    assert "harbour.txt" in done.content and "docqa-" not in done.content
 
 
 # --- the SSE view -------------------------------------------------------------------------

@@ -205,3 +205,14 @@ def test_offline_answer_quotes_files_not_the_system_prompt():
     assert documents_from_messages(messages) == [("r.pdf", "Revenue grew 12%.")]
     # Without file messages, every system message is material.
     assert len(documents_from_messages(messages[:1] + messages[2:])) == 1
+
+
+def test_offline_answer_names_files_as_the_prompt_maps_them():
+    from docqa.emulator.answer import documents_from_messages
+
+    messages = [
+        {"role": "system", "content": "You are Kimi.\n\nDocuments:\n1. docqa-ab12.pdf = “Q3 report.pdf”"},
+        {"role": "system", "content": json.dumps({"content": "Revenue grew.", "filename": "docqa-ab12.pdf"})},
+        {"role": "user", "content": "Revenue?"},
+    ]
+    assert documents_from_messages(messages) == [("Q3 report.pdf", "Revenue grew.")]
