@@ -52,6 +52,10 @@ REMOTE_NAME = re.compile(r"^docqa-(?P<token>[0-9a-f]{32})\.[0-9A-Za-z]{1,10}$")
 WAITING_FOR_ROOM = "Waiting for room"  # how both of the pipeline's parking notes begin
 
 SNAPSHOT_KEY = "docqa:housekeeping:snapshot"
+# Remote ids deleted lately, scored by when: a sync that listed the account before a delete
+# may record its snapshot after it, and must not bring the deleted file back on the page.
+DELETED_KEY = "docqa:housekeeping:deleted"
+DELETED_KEEP_SECONDS = 24 * 3600
 JOB_KEY = "docqa:housekeeping:job"
 RECONCILE_LOCK = "docqa:lock:reconcile"
 RETENTION_LOCK = "docqa:lock:retention"
@@ -184,8 +188,17 @@ def snapshot_record(*, remote: list[FileObject], balance: dict | None, taken_at:
 
 
 def snapshot_get() -> dict | None:
-    raw = redis_client().get(SNAPSHOT_KEY)
-    return json.loads(raw) if raw else None
+    """The last listing, less the files deleted since it was taken."""
+    client = redis_client()
+    raw = client.get(SNAPSHOT_KEY)
+    if not raw:
+        return None
+    data = json.loads(raw)
+    taken = datetime.fromisoformat(data["taken_at"]).timestamp()
+    deleted = set(client.zrangebyscore(DELETED_KEY, taken, "+inf"))
+    if deleted:
+        data["files"] = [item for item in data["files"] if item["id"] not in deleted]
+    return data
 
 
 def _snapshot_files(snapshot: dict) -> list[FileObject]:
@@ -198,6 +211,12 @@ def _snapshot_forget(remote_ids: Iterable[str]) -> None:
     if not gone:
         return
     client = redis_client()
+    now = timezone.now().timestamp()
+    pipe = client.pipeline(transaction=False)
+    pipe.zadd(DELETED_KEY, dict.fromkeys(gone, now))
+    pipe.zremrangebyscore(DELETED_KEY, "-inf", now - DELETED_KEEP_SECONDS)
+    pipe.expire(DELETED_KEY, DELETED_KEEP_SECONDS)
+    pipe.execute()
     for _attempt in range(5):
         with client.pipeline() as pipe:
             try:

@@ -166,3 +166,20 @@ def test_docqa_sync_command_dry_run_then_real(emu, linked_files, settings, capsy
     call_command("docqa_sync")
     out = capsys.readouterr().out
     assert "deleted" in out and len(remote_ids(emu)) == 1
+
+
+def test_a_sync_listed_before_a_delete_does_not_bring_the_file_back():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from docqa.documents import housekeeping
+    from docqa.moonshot import FileObject
+
+    listed_at = timezone.now() - timedelta(seconds=5)
+    gone = FileObject.from_api({"id": "cqgone", "filename": "docqa-x.pdf", "bytes": 1, "created_at": 1,
+                                "object": "file", "purpose": "file-extract", "status": "ok"})
+    kept = FileObject.from_api({**gone.raw, "id": "cqkept"})
+    housekeeping._snapshot_forget(["cqgone"])  # deleted after the listing began...
+    housekeeping.snapshot_record(remote=[gone, kept], balance=None, taken_at=listed_at)  # ...recorded after
+    assert [item["id"] for item in housekeeping.snapshot_get()["files"]] == ["cqkept"]
