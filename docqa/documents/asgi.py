@@ -7,9 +7,11 @@ Content-Length header alone, and cuts off a body without one once it passes the 
 
 from __future__ import annotations
 
+from http.cookies import SimpleCookie
+
 from django.conf import settings
 from django.utils.translation import gettext as _
-from django.utils.translation import override
+from django.utils.translation import check_for_language, override
 
 # Multipart framing and the CSRF field around the file itself.
 ENVELOPE_BYTES = 1024 * 1024
@@ -44,10 +46,19 @@ def upload_size_guard(app):
     return guarded
 
 
-async def _refuse(scope, send) -> None:
+def _language(scope) -> str:
+    """The reader's language as Django would pick it: the chosen one (cookie), else the browser's."""
     headers = dict(scope.get("headers") or [])
-    language = headers.get(b"accept-language", b"").decode("latin-1").lower()
-    with override("zh-hans" if language.startswith("zh") else "en"):
+    cookies = SimpleCookie(headers.get(b"cookie", b"").decode("latin-1"))
+    chosen = cookies.get(settings.LANGUAGE_COOKIE_NAME)
+    if chosen is not None and check_for_language(chosen.value):
+        return chosen.value
+    accepted = headers.get(b"accept-language", b"").decode("latin-1").lower()
+    return "zh-hans" if accepted.startswith("zh") else "en"
+
+
+async def _refuse(scope, send) -> None:
+    with override(_language(scope)):
         text = _("This file is larger than the %(limit)s MB limit per file.") % {
             "limit": settings.DOCQA_MAX_UPLOAD_BYTES // (1024 * 1024)
         }

@@ -249,6 +249,14 @@ def test_slow_client_declaring_a_huge_body_is_refused_before_it_sends_a_byte(tra
     assert read == 0
 
 
+def test_the_refusal_speaks_the_language_the_user_chose(transactional_db, settings):
+    settings.DOCQA_MAX_UPLOAD_BYTES = 1024 * 1024
+    status, body, _read = _asgi([(b"content-length", str(50 * 1024 * 1024).encode()),
+                                 (b"accept-language", b"en-US"),
+                                 (b"cookie", b"csrftoken=x; django_language=zh-hans")], [])
+    assert status == 413 and "100" not in body and "1 MB" in body and "文件" in body
+
+
 def test_client_sending_more_than_it_declared_is_cut_off(transactional_db, settings):
     settings.DOCQA_MAX_UPLOAD_BYTES = 64 * 1024
     chunk = b"x" * (512 * 1024)
