@@ -40,7 +40,12 @@
         if (empty) empty.remove();
         rows.prepend(row);
       }
-      if (window.htmx) window.htmx.process(row);
+      if (window.htmx) {
+        window.htmx.process(row);
+        // Its status may have moved on between rendering and now, before the row listened
+        // for live events: fetch it once more now that it listens.
+        if (row.hasAttribute("data-live-resync")) window.htmx.trigger(row, "docqa:resync");
+      }
     });
   }
 
