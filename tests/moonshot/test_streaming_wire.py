@@ -44,13 +44,14 @@ def test_each_event_is_yielded_while_the_server_still_holds_the_next(
 
     server = raw_server(handler)
     client = make_client(server.base_url, read_timeout=3.0)
-    texts, delays = [], []
+    texts = []
     for index, chunk in enumerate(client.chat_completion_stream(model="m", messages=MESSAGES)):
-        delays.append(time.monotonic() - sent_at[index])
         texts.append(chunk.content)
         seen[index].set()
+    # A buffering client never sees "Hel" before the server gives up waiting, and the cut
+    # stream then fails this; no clock is needed to prove the events come one at a time.
     assert texts == ["Hel", "lo", "!"]
-    assert max(delays) < 0.25, delays
+    assert len(sent_at) == 3
     assert server.requests[0].json()["stream"] is True
 
 
