@@ -144,9 +144,13 @@ def direct_payload(conversation_id: int, question: str) -> dict:
     from docqa.chat.models import Conversation
 
     conversation = Conversation.objects.get(pk=conversation_id)
-    documents = [d.stored_file.content_raw for d in conversation.ordered_documents()]
+    ordered = list(conversation.ordered_documents())
+    documents = [d.stored_file.content_raw for d in ordered]
     messages = context.messages_assemble(
-        system_prompt=conversation.system_prompt, documents=documents, turns=[], question=question
+        system_prompt=services._system_prompt_for(conversation.system_prompt, ordered),
+        documents=documents,
+        turns=[],
+        question=question,
     )
     return {
         "model": conversation.model,
