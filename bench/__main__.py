@@ -56,8 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="where to write the Markdown (default bench/results[-smoke].md)")
     parser.add_argument("--database-url", default="", help="PostgreSQL URL (default: SQLite, as `make run`)")
     parser.add_argument("--keep", action="store_true", help="keep the run's var dir (logs) afterwards")
+    parser.add_argument("--concurrency", help="comma-separated numbers of answers at once (default 50,200,500,1000)")
+    parser.add_argument("--questions", type=int, help="questions in the relay benchmark (default 50)")
     args = parser.parse_args(argv)
-    plan = SMOKE if args.smoke else FULL
+    plan = dict(SMOKE if args.smoke else FULL)
+    if args.concurrency:
+        plan["concurrency"] = [int(n) for n in args.concurrency.split(",") if n.strip()]
+    if args.questions:
+        plan["relay_questions"] = args.questions
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(only) - set(BENCHMARKS)
     if unknown:
