@@ -27,7 +27,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from contextlib import AbstractContextManager, ExitStack, closing, nullcontext
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -174,8 +174,28 @@ class MoonshotClient:
         Raises `StreamInterrupted` (with the partial text) if the stream breaks after the
         first chunk or ends without `[DONE]` or a `finish_reason`.
         """
+        batches = self.chat_completion_stream_batches(model=model, messages=messages, **params)
+        with closing(batches):  # closing this iterator closes the stream (and frees its slot) at once
+            for batch in batches:
+                yield from batch
+
+    def chat_completion_stream_batches(
+        self,
+        *,
+        model: str,
+        messages: list[dict[str, Any]],
+        on_sent: Callable[[], None] | None = None,
+        **params: Any,
+    ) -> Iterator[list[ChatChunk]]:
+        """`chat_completion_stream`, but each item is every chunk that one socket read
+        completed: one chunk when the reader keeps up, several when it fell behind, so a
+        relay can pass them on together (fewer writes, same arrival times).
+
+        `on_sent` is called once, as soon as Moonshot has accepted the request (its response
+        headers are in) and before the wait for the first token: work to do meanwhile.
+        """
         payload = {"model": model, "messages": messages, **params, "stream": True}
-        return self._stream_chunks(payload)
+        return self._stream_chunks(payload, on_sent)
 
     # Models, tokens, balance
 
@@ -365,7 +385,9 @@ class MoonshotClient:
 
     # Streaming
 
-    def _stream_chunks(self, payload: dict[str, Any]) -> Iterator[ChatChunk]:
+    def _stream_chunks(
+        self, payload: dict[str, Any], on_sent: Callable[[], None] | None = None
+    ) -> Iterator[list[ChatChunk]]:
         method, path = "POST", "/chat/completions"
         # Compression would make a proxy or server hold deltas back to fill its blocks.
         headers = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
@@ -378,13 +400,16 @@ class MoonshotClient:
                     stack, method, path, json_body=payload, stream=True, headers=headers
                 )
                 stack.callback(response.close)
-                events = self._events(response, method, path)
+                if on_sent is not None:
+                    on_sent, sent = None, on_sent
+                    sent()
+                batches = self._events(response, method, path)
                 # The opening phase lasts until the first event: up to there a retry
                 # cannot duplicate anything the caller has seen.
-                first = next(events, None)
-                if first is None:
+                first_batch = next(batches, None)
+                if first_batch is None:
                     raise StreamInterrupted("Stream ended before its first event")
-                error = _event_error(first)
+                error = _event_error(first_batch[0])
                 if error is not None:
                     raise error
                 break
@@ -413,26 +438,32 @@ class MoonshotClient:
                     partial_reasoning="".join(reasoning),
                 )
 
-            event: SSEEvent | None = first
-            while event is not None:
-                if event.data.strip() == "[DONE]":
-                    return
-                try:
-                    data = json.loads(event.data)
-                except ValueError:
-                    raise interrupted("Stream sent an event that is not JSON") from None
-                if isinstance(data, dict) and "error" in data:
-                    error = error_for_event(data["error"])
-                    raise interrupted(f"Stream stopped with an error: {error}") from None
-                chunk = ChatChunk.from_api(data if isinstance(data, dict) else {})
-                content.append(chunk.content)
-                reasoning.append(chunk.reasoning_content)
-                finished = finished or chunk.finish_reason is not None
-                yield chunk
+            batch: list[SSEEvent] | None = first_batch
+            while batch is not None:
+                chunks: list[ChatChunk] = []
+                for event in batch:
+                    if event.data.strip() == "[DONE]":
+                        if chunks:
+                            yield chunks
+                        return
+                    try:
+                        data = json.loads(event.data)
+                    except ValueError:
+                        raise interrupted("Stream sent an event that is not JSON") from None
+                    if isinstance(data, dict) and "error" in data:
+                        error = error_for_event(data["error"])
+                        raise interrupted(f"Stream stopped with an error: {error}") from None
+                    chunk = ChatChunk.from_api(data if isinstance(data, dict) else {})
+                    content.append(chunk.content)
+                    reasoning.append(chunk.reasoning_content)
+                    finished = finished or chunk.finish_reason is not None
+                    chunks.append(chunk)
+                if chunks:
+                    yield chunks
                 if keepalive is not None:
                     keepalive()
                 try:
-                    event = next(events, None)
+                    batch = next(batches, None)
                 except MoonshotError as error:
                     raise interrupted(f"Stream broke: {error}") from None
             if not finished:
@@ -443,8 +474,8 @@ class MoonshotClient:
 
     def _events(
         self, response: requests.Response, method: str, path: str
-    ) -> Iterator[SSEEvent]:
-        """Events as their bytes arrive.
+    ) -> Iterator[list[SSEEvent]]:
+        """Events as their bytes arrive, in lists of those one read completed (never empty).
 
         `raw.read1()` returns whatever the socket holds, so a delta is parsed the moment it
         lands; `iter_content()`/`iter_lines()` would wait to fill a chunk (always, for a
@@ -464,8 +495,12 @@ class MoonshotClient:
                 raise self._transport_error(method, path, exc) from None
             if not data:
                 break
-            yield from parser.feed(data)
-        yield from parser.close()
+            events = parser.feed(data)
+            if events:
+                yield events
+        events = parser.close()
+        if events:
+            yield events
 
 
 def _event_error(event: SSEEvent) -> MoonshotError | None:

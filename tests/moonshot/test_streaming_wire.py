@@ -55,6 +55,31 @@ def test_each_event_is_yielded_while_the_server_still_holds_the_next(
     assert server.requests[0].json()["stream"] is True
 
 
+def test_batches_hold_what_one_read_completed_and_nothing_waits_for_more(raw_server, make_client):
+    """Three events in one network write come as one batch; an event sent alone (the server
+    holds the next until the client has seen it) comes alone, so batching adds no wait."""
+    seen_alone = threading.Event()
+
+    def handler(request, conn):
+        start_event_stream(conn)
+        send_chunk(conn, chunk_event("a") + chunk_event("b") + chunk_event("c"))
+        send_chunk(conn, chunk_event("d"))
+        if not seen_alone.wait(5):
+            return
+        send_chunk(conn, chunk_event("e", finish_reason="stop") + b"data: [DONE]\n\n")
+        end_chunked(conn)
+
+    client = make_client(raw_server(handler).base_url, read_timeout=3.0)
+    batches = []
+    for batch in client.chat_completion_stream_batches(model="m", messages=MESSAGES):
+        batches.append([chunk.content for chunk in batch])
+        if batch[-1].content == "d":
+            seen_alone.set()
+    assert "".join("".join(b) for b in batches) == "abcde"
+    assert batches[0][:3] == ["a", "b", "c"]  # one write, one batch
+    assert batches[-1] == ["e"]  # "d" was handed over before "e" was even sent
+
+
 def test_event_split_across_network_writes_is_reassembled(raw_server, make_client):
     def handler(request, conn):
         start_event_stream(conn)
