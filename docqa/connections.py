@@ -6,7 +6,9 @@ and the process runner can point them elsewhere before anything connects.
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import weakref
 from functools import lru_cache
 
 import redis
@@ -24,13 +26,35 @@ def _redis_pool(url: str) -> redis.ConnectionPool:
 
 
 def redis_client() -> redis.Redis:
-    """A Redis client on a process-wide connection pool."""
-    return redis.Redis(connection_pool=_redis_pool(settings.REDIS_URL))
+    """The process-wide Redis client (thread-safe: each command takes a pooled connection)."""
+    return _redis(settings.REDIS_URL)
+
+
+@lru_cache(maxsize=4)
+def _redis(url: str) -> redis.Redis:
+    # One instance per URL: building a client costs more than the command it then sends.
+    return redis.Redis(connection_pool=_redis_pool(url))
+
+
+_async_pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def async_redis_client() -> redis.asyncio.Redis:
-    """A new asyncio Redis client; the caller closes it (`await client.aclose()`)."""
-    return redis.asyncio.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    """An asyncio Redis client on this event loop's connection pool; the caller closes it
+    (`await client.aclose()`), which hands its connection back to the pool.
+
+    Every SSE stream takes one: a pool per loop spares each of them a new connection (and the
+    handshake commands redis-py sends on one) before its first delta.
+    """
+    loop = asyncio.get_running_loop()
+    pools = _async_pools.setdefault(loop, {})
+    pool = pools.get(settings.REDIS_URL)
+    if pool is None:
+        pool = redis.asyncio.ConnectionPool.from_url(
+            settings.REDIS_URL, decode_responses=True, health_check_interval=30
+        )
+        pools[settings.REDIS_URL] = pool
+    return redis.asyncio.Redis(connection_pool=pool)
 
 
 def moonshot_client() -> MoonshotClient:

@@ -61,6 +61,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: keeps the chain in sync mode under ASGI (one thread handoff per request).
+    "docqa.middleware.SyncChainMiddleware",
 ]
 
 ROOT_URLCONF = "docqa.urls"
