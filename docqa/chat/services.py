@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
+from concurrent.futures import Future
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,7 +20,7 @@ import redis
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop as N_
@@ -43,6 +45,7 @@ from docqa.chat.streams import (
     AnswerPublisher,
     answer_end_publish,
     answer_stop_request,
+    stop_flag_key,
 )
 from docqa.connections import moonshot_client, redis_client
 from docqa.documents.models import Document, Status
@@ -137,12 +140,19 @@ def _system_prompt_for(system_prompt: str, documents: list[Document]) -> str:
     )
 
 
-def _documents_fit(*, model: str, documents: list[Document], system_prompt: str, question: str = "") -> None:
+def _documents_fit(
+    *,
+    model: str,
+    documents: list[Document],
+    system_prompt: str,
+    question: str = "",
+    context_lengths: dict[str, int] | None = None,
+) -> None:
     """Refuse, naming the documents to drop, when the documents alone cannot fit the window."""
     system_prompt = _system_prompt_for(system_prompt, documents)
     budget = token_budget_fit(
         model=model,
-        context_lengths=models_available(),
+        context_lengths=context_lengths or models_available(),
         fixed_tokens=context.TOKENS_PER_REQUEST + context.message_tokens_estimate(system_prompt),
         documents=[DocumentSize(d.filename, _document_tokens(d)) for d in documents],
         turn_tokens=[],
@@ -278,13 +288,50 @@ def _ask_rate_check(owner) -> None:
         )
 
 
-def _answer_enqueue(answer_id: int) -> None:
+def _answer_enqueue(answer_id: int, prepare=None) -> None:
+    """Queue the answer's task once the transaction commits; `prepare()`, when given, builds its
+    request first and hands it over (see `_prepared_handoff`)."""
     from docqa.chat.tasks import answer_generate
 
-    transaction.on_commit(lambda: answer_generate.delay(answer_id))
+    def send() -> None:
+        if prepare is not None:
+            _prepared_handoff(answer_id, prepare)
+        answer_generate.delay(answer_id)
+
+    transaction.on_commit(send)
 
 
-def _answer_create(*, question: Message, model: str) -> Message:
+def _prepared_key(answer_id: int) -> str:
+    return f"docqa:answer:{answer_id}:request"
+
+
+def _prepared_handoff(answer_id: int, prepare) -> None:
+    """Leave the ready-made request for the task, so it can send it without reading the database.
+
+    The ask has the documents loaded already; building the messages here and passing them
+    through Redis (never through the broker: they can be megabytes) takes the worker's reads
+    off the path to the first token. Best effort: without it, or when only Moonshot's tokenizer
+    can tell whether it fits, the task prepares the request itself.
+    """
+    try:
+        prepared = prepare()
+        if prepared is not None:
+            redis_client().set(_prepared_key(answer_id), json.dumps(prepared.as_dict()), ex=PREPARED_TTL)
+    except Exception:  # noqa: BLE001 - the task prepares the request itself
+        logger.warning("could not hand over the request for answer %s", answer_id, exc_info=True)
+
+
+def _prepared_take(answer_id: int) -> tuple[PreparedRequest | None, bool]:
+    """The handed-over request (taken: a second delivery never finds it) and whether Stop was asked."""
+    pipe = redis_client().pipeline(transaction=True)
+    pipe.get(_prepared_key(answer_id))
+    pipe.delete(_prepared_key(answer_id))
+    pipe.exists(stop_flag_key(answer_id))
+    raw, _deleted, stop = pipe.execute()
+    return (PreparedRequest.from_dict(json.loads(raw)) if raw else None), bool(stop)
+
+
+def _answer_create(*, question: Message, model: str, prepare=None) -> Message:
     now = timezone.now()
     answer = Message.objects.create(
         conversation_id=question.conversation_id,
@@ -294,7 +341,7 @@ def _answer_create(*, question: Message, model: str) -> Message:
         model=model,
         heartbeat_at=now,
     )
-    _answer_enqueue(answer.pk)
+    _answer_enqueue(answer.pk, prepare)
     return answer
 
 
@@ -321,17 +368,37 @@ def conversation_ask(*, conversation: Conversation, question: str) -> tuple[Mess
         raise ChatRefused(
             _("These documents are not ready: %(names)s.") % {"names": ", ".join(f"“{n}”" for n in not_ready)}
         )
-    _documents_fit(model=conversation.model, documents=documents, system_prompt=conversation.system_prompt, question=text)
+    context_lengths = models_available()
+    _documents_fit(
+        model=conversation.model,
+        documents=documents,
+        system_prompt=conversation.system_prompt,
+        question=text,
+        context_lengths=context_lengths,
+    )
     with transaction.atomic():
         # Serialises asks on one conversation, so a double submit cannot start two answers.
         locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
-        if locked.messages.filter(state=State.STREAMING).exists():
+        counts = locked.messages.aggregate(streaming=Count("pk", filter=Q(state=State.STREAMING)), earlier=Count("pk"))
+        if counts["streaming"]:
             raise ChatRefused(_("The previous answer is still being written. Wait for it or stop it first."))
+        first_question = not counts["earlier"]
         _ask_rate_check(conversation.owner)
         question_message = Message.objects.create(conversation=locked, role=Role.USER, content=text)
-        answer = _answer_create(question=question_message, model=locked.model)
+        answer = _answer_create(
+            question=question_message,
+            model=locked.model,
+            prepare=lambda: _request_prepare(
+                conversation=locked,
+                documents=documents,
+                turns=[] if first_question else _turns_before(answer),
+                question=text,
+                exact=False,
+                context_lengths=context_lengths,
+            ),
+        )
         fields = ["updated_at"]
-        if locked.title_is_auto and not locked.messages.filter(role=Role.USER).exclude(pk=question_message.pk).exists():
+        if locked.title_is_auto and first_question:
             locked.title = " ".join(text.split())[:TITLE_LENGTH]
             fields.append("title")
         locked.save(update_fields=fields)
@@ -375,12 +442,32 @@ def answer_stop(*, answer: Message) -> None:
 # --- generating (the answers queue) -----------------------------------------------------------
 
 
+PREPARED_TTL = 600
+
+
 @dataclass
 class PreparedRequest:
     model: str
     messages: list[dict[str, str]]
     max_completion_tokens: int
     dropped_turns: int
+    # Moonshot's prefix cache key (the conversation) and the hashed user.
+    prompt_cache_key: str = ""
+    safety_identifier: str = ""
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PreparedRequest:
+        return cls(**data)
+
+    def params(self) -> dict:
+        return {
+            "max_completion_tokens": self.max_completion_tokens,
+            "prompt_cache_key": self.prompt_cache_key,
+            "safety_identifier": self.safety_identifier,
+        }
 
 
 def _turns_before(answer: Message) -> list[Turn]:
@@ -404,13 +491,35 @@ def answer_prepare(*, answer: Message) -> PreparedRequest:
     documents = list(conversation.ordered_documents())
     if not documents:
         raise ChatRefused(note(N_("This conversation has no documents left. Start a new one.")))
-    turns = _turns_before(answer)
-    question = answer.question.content
+    return _request_prepare(
+        conversation=conversation,
+        documents=documents,
+        turns=_turns_before(answer),
+        question=answer.question.content,
+        exact=True,
+    )
+
+
+def _request_prepare(
+    *,
+    conversation: Conversation,
+    documents: list[Document],
+    turns: list[Turn],
+    question: str,
+    exact: bool,
+    context_lengths: dict[str, int] | None = None,
+) -> PreparedRequest | None:
+    """The request for `question` after `turns`, fitted into the model's window.
+
+    Close to the window's edge only Moonshot's tokenizer can tell; `exact=False` (the ask,
+    which must not wait on Moonshot) then returns None and leaves it to the task.
+    """
+    context_lengths = context_lengths or models_available()
     max_tokens = max_completion_tokens_for(conversation.model)
     system_prompt = _system_prompt_for(conversation.system_prompt, documents)
     budget = token_budget_fit(
         model=conversation.model,
-        context_lengths=models_available(),
+        context_lengths=context_lengths,
         fixed_tokens=context.TOKENS_PER_REQUEST + context.message_tokens_estimate(system_prompt),
         documents=[DocumentSize(d.filename, _document_tokens(d)) for d in documents],
         turn_tokens=[
@@ -431,8 +540,10 @@ def answer_prepare(*, answer: Message) -> PreparedRequest:
     messages = messages_assemble(system_prompt=system_prompt, documents=contents, turns=kept, question=question)
     model, window, completion = budget.model, budget.context_length, budget.max_completion_tokens
     if context.needs_exact_count(budget):
+        if not exact:
+            return None
         # Close to the edge: ask Moonshot's tokenizer and give up history (or length) until it fits.
-        candidates = context.model_windows(conversation.model, models_available())
+        candidates = context.model_windows(conversation.model, context_lengths)
         larger = [(m, w) for m, w in candidates if w > window]
         while True:
             exact = moonshot_client().estimate_token_count(model=model, messages=messages)
@@ -451,7 +562,14 @@ def answer_prepare(*, answer: Message) -> PreparedRequest:
                 completion = window - exact
                 break
             raise ChatRefused(note(N_("The documents and the question are too long for the model's window.")))
-    return PreparedRequest(model, messages, completion, len(turns) - len(kept))
+    return PreparedRequest(
+        model,
+        messages,
+        completion,
+        len(turns) - len(kept),
+        prompt_cache_key=str(conversation.pk),
+        safety_identifier=context.safety_identifier(conversation.owner_id, secret=settings.SECRET_KEY),
+    )
 
 
 def _answer_finish(answer_id: int, *, state: str, **fields) -> bool:
@@ -462,6 +580,20 @@ def _answer_finish(answer_id: int, *, state: str, **fields) -> bool:
     if done:
         answer_end_publish(answer_id)
     return bool(done)
+
+
+def _answer_mark_started(answer_id: int, prepared: PreparedRequest) -> bool:
+    """Record that this delivery generates the answer; False when it was stopped or started elsewhere."""
+    now = timezone.now()
+    return bool(
+        Message.objects.filter(pk=answer_id, state=State.STREAMING, started_at__isnull=True).update(
+            started_at=now,
+            heartbeat_at=now,
+            model=prepared.model,
+            dropped_turns=prepared.dropped_turns,
+            max_completion_tokens=prepared.max_completion_tokens,
+        )
+    )
 
 
 def _answer_lock(answer_id: int):
@@ -575,18 +707,87 @@ class AnswerSaver:
         for answer in live:
             answer.publisher.refresh(pipe)
         pipe.execute()
-        # The thread's connection lives as long as it does, whatever CONN_MAX_AGE (which
-        # governs request and task ends, not this loop); it is closed after an error.
-        now = timezone.now()
-        with transaction.atomic():
-            for answer in live:
-                if not Message.objects.filter(pk=answer.answer_id, state=State.STREAMING).update(
-                    heartbeat_at=now, **answer.progress()
-                ):
-                    answer.abandoned = True
+        answer_writer.call(_answers_progress_save, live)
+
+
+def _answers_progress_save(live: list[StreamingAnswer]) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        for answer in live:
+            if not Message.objects.filter(pk=answer.answer_id, state=State.STREAMING).update(
+                heartbeat_at=now, **answer.progress()
+            ):
+                answer.abandoned = True
+
+
+class AnswerWriter:
+    """The one thread per worker process that writes answers' rows, in the order asked.
+
+    Task threads hand it their start and finish, the saver its batch, and go on relaying:
+    the start of an answer is recorded while Moonshot works on the first token instead of
+    before the request is sent, and however many answers stream at once the process writes
+    with one connection, one statement at a time (SQLite has a single writer; a thousand
+    threads polling for its lock starve each other). The thread keeps its connection while
+    there is work and closes it after `idle_seconds` without any (or on `stop()`).
+    """
+
+    def __init__(self, idle_seconds: float = 30.0) -> None:
+        self.idle_seconds = idle_seconds
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._mutex = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        with self._mutex:
+            self._queue.put((future, fn, args, kwargs))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="docqa-answer-writer", daemon=True)
+                self._thread.start()
+        return future
+
+    def call(self, fn, /, *args, **kwargs):
+        """Run `fn` on the writer thread and return its result (or raise its exception)."""
+        return self.submit(fn, *args, **kwargs).result()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Let the thread finish what was handed to it, close its connection and end."""
+        with self._mutex:
+            thread = self._thread
+            if thread is None:
+                return
+            self._queue.put(None)
+        thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                try:
+                    item = self._queue.get(timeout=self.idle_seconds)
+                except queue.Empty:
+                    item = None
+                if item is None:  # idle, or stop()
+                    with self._mutex:
+                        if self._queue.empty():
+                            self._thread = None
+                            return
+                    continue
+                future, fn, args, kwargs = item
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    connection.close()  # the next job reconnects if this one broke the connection
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+        finally:
+            connection.close()
 
 
 answer_saver = AnswerSaver()
+answer_writer = AnswerWriter()
 
 
 def answer_generate(*, answer_id: int) -> str:
@@ -602,6 +803,11 @@ def answer_generate(*, answer_id: int) -> str:
     if not lock.acquire():
         return "locked"
     try:
+        prepared, stop = _prepared_take(answer_id)
+        if prepared is not None and not stop:
+            # The ask built the request: straight to Moonshot (the start is still recorded
+            # conditionally, so a stopped answer is not generated).
+            return _answer_stream(answer_id, lock, prepared)
         answer = (
             Message.objects.select_related("conversation", "question")
             .filter(pk=answer_id, role=Role.ASSISTANT)
@@ -616,7 +822,7 @@ def answer_generate(*, answer_id: int) -> str:
                 error=note(N_("The worker writing this answer stopped before it was finished.")),
             )
             return "interrupted"
-        return _answer_stream(answer, lock)
+        return _answer_prepare_and_stream(answer, lock)
     finally:
         try:
             lock.release()
@@ -624,10 +830,9 @@ def answer_generate(*, answer_id: int) -> str:
             pass
 
 
-def _answer_stream(answer: Message, lock) -> str:
-    publisher = AnswerPublisher(answer.pk)
+def _answer_prepare_and_stream(answer: Message, lock) -> str:
     now = timezone.now()
-    if publisher.stop_requested():
+    if AnswerPublisher(answer.pk).stop_requested():
         _answer_finish(answer.pk, state=State.STOPPED, started_at=now)
         return State.STOPPED
     try:
@@ -638,35 +843,62 @@ def _answer_stream(answer: Message, lock) -> str:
     except MoonshotError as exc:
         _answer_finish(answer.pk, state=State.FAILED, error=upstream_error_note(exc), started_at=now)
         return State.FAILED
-    now = timezone.now()
-    if not Message.objects.filter(pk=answer.pk, state=State.STREAMING, started_at__isnull=True).update(
-        started_at=now,
-        heartbeat_at=now,
-        model=prepared.model,
-        dropped_turns=prepared.dropped_turns,
-        max_completion_tokens=prepared.max_completion_tokens,
-    ):
-        return "finished"  # stopped (or started by another delivery) meanwhile
-    params = {
-        "max_completion_tokens": prepared.max_completion_tokens,
-        "prompt_cache_key": str(answer.conversation_id),
-        "safety_identifier": context.safety_identifier(answer.conversation.owner_id, secret=settings.SECRET_KEY),
-    }
-    streaming = StreamingAnswer(answer.pk, lock, publisher)
+    # Nothing below reads the database from this thread: its connection goes back now rather
+    # than when the answer ends (a thousand streaming answers must not hold a thousand).
+    if not connection.in_atomic_block:
+        connection.close()
+    return _answer_stream(answer.pk, lock, prepared)
+
+
+def _answer_stream(answer_id: int, lock, prepared: PreparedRequest) -> str:
+    publisher = AnswerPublisher(answer_id)
+    # The start is recorded on the writer thread once Moonshot has accepted the request, while
+    # it works on the first token; no delta is published before the record is known to have
+    # matched. When it did not (the answer was stopped, or another delivery started it,
+    # meanwhile) the stream is closed unread.
+    start: Future | None = None
+    confirmed = False
+
+    def start_record() -> None:
+        nonlocal start
+        if start is None:
+            start = answer_writer.submit(_answer_mark_started, answer_id, prepared)
+
+    def start_confirmed() -> bool:
+        nonlocal confirmed
+        if not confirmed:
+            start_record()
+            confirmed = start.result()
+        return confirmed
+
+    streaming = StreamingAnswer(answer_id, lock, publisher)
     progress = streaming.progress
     usage: dict = {}
     finish_reason = ""
     stopped = False
     answer_saver.add(streaming)
     try:
-        stream = moonshot_client().chat_completion_stream(model=prepared.model, messages=prepared.messages, **params)
+        stream = moonshot_client().chat_completion_stream_batches(
+            model=prepared.model, messages=prepared.messages, on_sent=start_record, **prepared.params()
+        )
         with closing(stream):
-            for chunk in stream:
-                if chunk.usage:
-                    usage = chunk.usage
-                if chunk.finish_reason:
-                    finish_reason = chunk.finish_reason
-                pieces = [(kind, text) for kind, text in ((REASONING, chunk.reasoning_content), (CONTENT, chunk.content)) if text]
+            # Chunks that arrived together (the relay fell behind) go out as one entry per kind.
+            for chunks in stream:
+                if not confirmed and not start_confirmed():
+                    return "finished"
+                pieces: list[tuple[str, str]] = []
+                for chunk in chunks:
+                    if chunk.usage:
+                        usage = chunk.usage
+                    if chunk.finish_reason:
+                        finish_reason = chunk.finish_reason
+                    for kind, text in ((REASONING, chunk.reasoning_content), (CONTENT, chunk.content)):
+                        if not text:
+                            continue
+                        if pieces and pieces[-1][0] == kind:
+                            pieces[-1] = (kind, pieces[-1][1] + text)
+                        else:
+                            pieces.append((kind, text))
                 if pieces and streaming.publish(pieces):
                     stopped = True
                     break
@@ -676,12 +908,16 @@ def _answer_stream(answer: Message, lock) -> str:
                     # Finished elsewhere (swept, or the conversation was deleted): stop quietly.
                     return "abandoned"
     except StreamInterrupted as exc:
-        logger.warning("answer %s: stream cut: %s", answer.pk, exc)
-        _answer_finish(answer.pk, state=State.INTERRUPTED, error=upstream_error_note(exc), **progress())
+        logger.warning("answer %s: stream cut: %s", answer_id, exc)
+        if not start_confirmed():
+            return "finished"
+        answer_writer.call(_answer_finish, answer_id, state=State.INTERRUPTED, error=upstream_error_note(exc), **progress())
         return State.INTERRUPTED
     except MoonshotError as exc:
-        logger.warning("answer %s failed: %s", answer.pk, exc)
-        _answer_finish(answer.pk, state=State.FAILED, error=upstream_error_note(exc), **progress())
+        logger.warning("answer %s failed: %s", answer_id, exc)
+        if not start_confirmed():
+            return "finished"
+        answer_writer.call(_answer_finish, answer_id, state=State.FAILED, error=upstream_error_note(exc), **progress())
         return State.FAILED
     except BaseException as exc:
         # The soft time limit, Redis going away, or a crash: keep what arrived, say which,
@@ -692,13 +928,18 @@ def _answer_stream(answer: Message, lock) -> str:
             reason = note(N_("docqa lost its connection to Redis while writing this answer."))
         else:
             reason = note(N_("The worker writing this answer stopped before it was finished."))
-        _answer_finish(answer.pk, state=State.INTERRUPTED, error=reason, **progress())
+        if start is not None:
+            start.result(timeout=ANSWER_LOCK_TTL)  # its outcome does not matter: the finish is conditional
+        _answer_finish(answer_id, state=State.INTERRUPTED, error=reason, **progress())
         raise
     finally:
         answer_saver.remove(streaming)
+    if not start_confirmed():
+        return "finished"
     state = State.STOPPED if stopped else State.COMPLETE
-    _answer_finish(
-        answer.pk,
+    answer_writer.call(
+        _answer_finish,
+        answer_id,
         state=state,
         finish_reason="stopped" if stopped else finish_reason,
         prompt_tokens=usage.get("prompt_tokens"),

@@ -243,6 +243,9 @@ def answer_regenerate(request: HttpRequest, pk: int) -> HttpResponse:
 # --- Server-Sent Events ---------------------------------------------------------------------
 
 
+_EVENT_NAMES = {CONTENT: "content", REASONING: "reasoning"}
+
+
 def _sse(event: str, data: str, entry_id: str | None = None) -> str:
     lines = data.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     head = f"id: {entry_id}\n" if entry_id else ""
@@ -287,8 +290,8 @@ async def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
             if last_event_id and await streams.answer_stream_has(client, answer_id=pk, entry_id=last_event_id):
                 cursor = last_event_id
             else:
-                # Snapshot: the saved text, then whatever came after that save.
-                current = await Message.objects.aget(pk=pk)
+                # Snapshot: the saved text (as read a moment ago), then whatever came after that save.
+                current = answer
                 backlog = await streams.answer_entries_since(client, answer_id=pk, after=current.stream_cursor)
                 content = current.content + "".join(f.get("t", "") for _i, f in backlog if f.get("k") == CONTENT)
                 reasoning = current.reasoning + "".join(f.get("t", "") for _i, f in backlog if f.get("k") == REASONING)
@@ -306,15 +309,23 @@ async def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
                         return
                     yield ": keep-alive\n\n"
                     continue
+                # Entries that arrived together go out as one event per run of the same kind
+                # (the browser appends the same text, with fewer events to handle).
                 out = []
+                run_kind, run_text, run_id = None, [], None
                 for entry_id, fields in batch:
                     kind = fields.get("k")
+                    if kind != run_kind and run_text:
+                        out.append(_sse(_EVENT_NAMES.get(run_kind, "reasoning"), html.escape("".join(run_text)), run_id))
+                        run_text = []
                     if kind == END:
                         out.append(_sse("done", await sync_to_async(_answer_html)(request, pk)))
                         yield "".join(out)
                         return
-                    event = "content" if kind == CONTENT else "reasoning"
-                    out.append(_sse(event, html.escape(fields.get("t", "")), entry_id))
+                    run_kind, run_id = kind, entry_id
+                    run_text.append(fields.get("t", ""))
+                if run_text:
+                    out.append(_sse(_EVENT_NAMES.get(run_kind, "reasoning"), html.escape("".join(run_text)), run_id))
                 yield "".join(out)
         finally:
             await client.aclose()

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from docqa.chat import services
 from docqa.chat.models import Message, Role, State, answer_stream_key
+from docqa.chat.streams import CONTENT, REASONING, AnswerPublisher
 from docqa.connections import redis_client
 from docqa.documents import services as document_services
 from docqa.documents.models import Status
@@ -67,13 +68,13 @@ def test_answer_streams_to_complete_with_usage(celery_worker, conversation, emu)
 
 def test_request_carries_documents_byte_for_byte_cache_key_and_hashed_user(celery_worker, conversation, user, monkeypatch):
     seen = []
-    original = MoonshotClient.chat_completion_stream
+    original = MoonshotClient.chat_completion_stream_batches
 
     def spy(self, **kwargs):
         seen.append(kwargs)
         return original(self, **kwargs)
 
-    monkeypatch.setattr(MoonshotClient, "chat_completion_stream", spy)
+    monkeypatch.setattr(MoonshotClient, "chat_completion_stream_batches", spy)
     first = ask(conversation, "What grew?")
     wait_for(lambda: finished(first.pk), message="first answer")
     second = ask(conversation, "And the rain?")
@@ -340,6 +341,21 @@ def test_sse_resume_with_last_event_id_and_with_snapshot(celery_worker, session,
     _, _, done_html = apply(fresh.events(), "garbage that must be replaced")
     fresh.close()
     assert done_html and 'data-state="complete"' in done_html
+
+
+def test_sse_sends_entries_that_arrived_together_as_one_event_per_kind(transactional_db, session, conversation):
+    """No worker here: the answer stays `streaming` while the test writes its stream."""
+    answer = ask(conversation)
+    publisher = AnswerPublisher(answer.pk)
+    first_id, _ = publisher.publish([(CONTENT, "a")])
+    last_id, _ = publisher.publish([(CONTENT, "b"), (CONTENT, "<c>"), (REASONING, "r1"), (REASONING, "r2")])
+    reader = SSEReader(session, f"{session.base}/chat/answers/{answer.pk}/stream/", last_event_id=first_id)
+    items = reader.events()
+    content, reasoning = next(items), next(items)
+    reader.close()
+    assert content[:2] == ("content", "b&lt;c&gt;")
+    assert reasoning == ("reasoning", "r1r2", last_id)  # resuming after it repeats nothing
+    assert content[2] and content[2] < last_id
 
 
 def test_sse_snapshot_mid_stream_then_deltas(celery_worker, session, conversation, emu):
