@@ -97,6 +97,18 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's psycopg pool (per process): a thousand streaming answers and requests share a
+    # few connections instead of each opening one (PostgreSQL refuses past max_connections,
+    # 100 by default). Requests and tasks hand theirs back when done; waiting for a free one
+    # longer than the timeout is an error the ask view answers with 503 "busy".
+    _pool_size = env_int("DATABASE_POOL_SIZE", 20, minimum=0)
+    if _pool_size and not DATABASES["default"]["CONN_MAX_AGE"]:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": _pool_size,
+            "timeout": 20,
+        }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process read while a worker writes; the timeout rides out short locks.
     DATABASES["default"].setdefault("OPTIONS", {}).update(

@@ -34,6 +34,25 @@ def test_defaults_need_nothing():
     assert result.stdout.split() == ["django.db.backends.sqlite3", "True"]
 
 
+def _database_options(**variables) -> str:
+    environ = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATABASE_POOL_SIZE", "DATABASE_CONN_MAX_AGE")}
+    environ.update(variables, DJANGO_SETTINGS_MODULE="docqa.settings")
+    code = "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default'].get('OPTIONS', {}).get('pool'))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_postgresql_connections_are_pooled_unless_turned_off():
+    url = "postgres://u@127.0.0.1:5432/db"
+    assert _database_options(DATABASE_URL=url) == "{'min_size': 1, 'max_size': 20, 'timeout': 20}"
+    assert "'max_size': 5" in _database_options(DATABASE_URL=url, DATABASE_POOL_SIZE="5")
+    assert _database_options(DATABASE_URL=url, DATABASE_POOL_SIZE="0") == "None"
+    # Persistent connections and Django's pool exclude each other: asking for one turns the pool off.
+    assert _database_options(DATABASE_URL=url, DATABASE_CONN_MAX_AGE="60") == "None"
+    assert _database_options() == "None"  # SQLite
+
+
 def test_postgres_url_and_a_key_go_online():
     result = _start(DATABASE_URL="postgres://u@127.0.0.1:5432/db", MOONSHOT_API_KEY="k" * 40)
     assert result.returncode == 0, result.stderr
