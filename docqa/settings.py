@@ -309,6 +309,8 @@ LOGGING = {
 # Processes started by `manage.py docqa_run`.
 DOCQA_FILE_WORKERS = env_int("DOCQA_FILE_WORKERS", 2, minimum=1)
 DOCQA_ANSWER_THREADS = env_int("DOCQA_ANSWER_THREADS", 100, minimum=1)
+# Requests inside Django at once per web process (docqa.request_limit); 0: no limit.
+DOCQA_WEB_REQUESTS_AT_ONCE = env_int("DOCQA_WEB_REQUESTS_AT_ONCE", 16, minimum=0)
 
 # Last: a variable with our prefixes that no setting reads is most likely a typo.
 _unknown = unknown_variables(also_known=("DOCQA_CHROMIUM",))

@@ -6,6 +6,7 @@ import hashlib
 import itertools
 
 import pytest
+import requests
 from django.core.files.base import ContentFile
 
 from docqa.chat import services
@@ -61,3 +62,14 @@ def _english():
     translation.activate("en")
     yield
     translation.activate("en")
+
+
+@pytest.fixture
+def session(asgi_server, client, user):
+    """A requests session logged in as `user` against the live ASGI server (`session.base`)."""
+    client.force_login(user)
+    s = requests.Session()
+    s.cookies.set("sessionid", client.cookies["sessionid"].value)
+    s.base = asgi_server
+    return s
+

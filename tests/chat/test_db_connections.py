@@ -9,7 +9,6 @@ with and without the pool.
 from __future__ import annotations
 
 import pytest
-import requests
 from django.db import connection
 
 from docqa.chat import services
@@ -19,15 +18,6 @@ def _connections() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
         return cursor.fetchone()[0]
-
-
-@pytest.fixture
-def session(asgi_server, client, user):
-    client.force_login(user)
-    s = requests.Session()
-    s.cookies.set("sessionid", client.cookies["sessionid"].value)
-    s.base = asgi_server
-    return s
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL counts its connections")

@@ -267,15 +267,6 @@ class SSEReader:
         self.response.close()
 
 
-@pytest.fixture
-def session(asgi_server, client, user):
-    client.force_login(user)
-    s = requests.Session()
-    s.cookies.set("sessionid", client.cookies["sessionid"].value)
-    s.base = asgi_server
-    return s
-
-
 def apply(events, text=""):
     """Apply SSE events as the page does: snapshot replaces, delta appends; stop at done."""
     last_id = None
