@@ -7,8 +7,15 @@ for the server's receive and send), so the limit is checked exactly, without a c
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 from docqa.request_limit import request_limit
+
+
+def run(scenario) -> None:
+    """asyncio.run in a thread of its own: the browser tests keep a loop running in this one."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
 
 
 class App:
@@ -68,7 +75,7 @@ def test_no_more_than_the_limit_inside_and_the_rest_go_in_turn():
         await asyncio.gather(*tasks)
         assert inner.most_inside == 2
 
-    asyncio.run(scenario())
+    run(scenario)
 
 
 def test_a_started_stream_and_a_slow_body_hold_no_turn():
@@ -87,7 +94,7 @@ def test_a_started_stream_and_a_slow_body_hold_no_turn():
         streaming.release.set()
         await asyncio.gather(stream_task, slow_task, quick_task)
 
-    asyncio.run(scenario())
+    run(scenario)
 
 
 def test_zero_means_no_limit():
