@@ -14,12 +14,13 @@ then lasts as long as the page is open, holds none while it streams).
 from __future__ import annotations
 
 import asyncio
+import weakref
 
 
 def request_limit(app, limit: int):
     if limit <= 0:
         return app
-    semaphores: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+    semaphores: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one per event loop
 
     async def limited(scope, receive, send):
         if scope["type"] != "http":
