@@ -7,6 +7,7 @@ on the event loop (not a thread) while it waits on the answer's Redis Stream.
 from __future__ import annotations
 
 import html
+import itertools
 import logging
 
 from asgiref.sync import sync_to_async
@@ -291,12 +292,11 @@ async def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
                 cursor = last_event_id
             else:
                 # Snapshot: the saved text (as read a moment ago), then whatever came after that save.
-                current = answer
-                backlog = await streams.answer_entries_since(client, answer_id=pk, after=current.stream_cursor)
-                content = current.content + "".join(f.get("t", "") for _i, f in backlog if f.get("k") == CONTENT)
-                reasoning = current.reasoning + "".join(f.get("t", "") for _i, f in backlog if f.get("k") == REASONING)
-                cursor = backlog[-1][0] if backlog else current.stream_cursor
-                if current.state != State.STREAMING or any(f.get("k") == END for _i, f in backlog):
+                backlog = await streams.answer_entries_since(client, answer_id=pk, after=answer.stream_cursor)
+                content = answer.content + "".join(f.get("t", "") for _i, f in backlog if f.get("k") == CONTENT)
+                reasoning = answer.reasoning + "".join(f.get("t", "") for _i, f in backlog if f.get("k") == REASONING)
+                cursor = backlog[-1][0] if backlog else answer.stream_cursor
+                if answer.state != State.STREAMING or any(f.get("k") == END for _i, f in backlog):
                     yield _sse("done", await sync_to_async(_answer_html)(request, pk))
                     return
                 yield _sse("snapshot-reasoning", html.escape(reasoning), cursor or None)
@@ -311,21 +311,18 @@ async def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
                     continue
                 # Entries that arrived together go out as one event per run of the same kind
                 # (the browser appends the same text, with fewer events to handle).
+                kinds = [fields.get("k") for _entry_id, fields in batch]
+                ended = END in kinds
+                entries = batch[: kinds.index(END)] if ended else batch
                 out = []
-                run_kind, run_text, run_id = None, [], None
-                for entry_id, fields in batch:
-                    kind = fields.get("k")
-                    if kind != run_kind and run_text:
-                        out.append(_sse(_EVENT_NAMES.get(run_kind, "reasoning"), html.escape("".join(run_text)), run_id))
-                        run_text = []
-                    if kind == END:
-                        out.append(_sse("done", await sync_to_async(_answer_html)(request, pk)))
-                        yield "".join(out)
-                        return
-                    run_kind, run_id = kind, entry_id
-                    run_text.append(fields.get("t", ""))
-                if run_text:
-                    out.append(_sse(_EVENT_NAMES.get(run_kind, "reasoning"), html.escape("".join(run_text)), run_id))
+                for kind, run in itertools.groupby(entries, key=lambda entry: entry[1].get("k")):
+                    run = list(run)
+                    text = "".join(fields.get("t", "") for _entry_id, fields in run)
+                    out.append(_sse(_EVENT_NAMES.get(kind, "reasoning"), html.escape(text), run[-1][0]))
+                if ended:
+                    out.append(_sse("done", await sync_to_async(_answer_html)(request, pk)))
+                    yield "".join(out)
+                    return
                 yield "".join(out)
         finally:
             await client.aclose()
