@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "docqa.settings")
-
-django_application = get_asgi_application()
+django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application() does
 
 from django.conf import settings  # noqa: E402
+
+from docqa.handlers import SyncChainASGIHandler  # noqa: E402  (needs apps loaded)
+
+# A request holds a thread only while inside Django, and `request_limit` lets that many in.
+django_application = SyncChainASGIHandler(threads=settings.DOCQA_WEB_REQUESTS_AT_ONCE or 64)
 
 from docqa.documents.asgi import upload_size_guard  # noqa: E402  (needs settings loaded)
 from docqa.request_limit import request_limit  # noqa: E402

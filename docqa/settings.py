@@ -61,8 +61,6 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    # Last: keeps the chain in sync mode under ASGI (one thread handoff per request).
-    "docqa.middleware.SyncChainMiddleware",
 ]
 
 ROOT_URLCONF = "docqa.urls"

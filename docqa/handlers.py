@@ -1,0 +1,53 @@
+"""Django's ASGI handler, with the middleware chain and a sync view run in one thread hop.
+
+Under ASGI Django builds the middleware chain in async mode: every sync hook of the stock
+middleware goes through `sync_to_async`, WhiteNoise (sync only) switches back with
+`async_to_sync`, `process_view` hops again and a sync view once more — about fifteen
+handoffs between the event loop and a thread per request, each one waiting for the loop.
+This handler builds the chain as WSGI does, in sync mode with Django's sync `_get_response`
+inside, and runs it with one call on a thread of its own pool: one handoff per request.
+
+Our views are sync apart from the SSE stream: an async view still runs on the event loop
+(sync `_get_response` wraps it in `async_to_sync`, and its `sync_to_async` calls come back to
+the same pool thread) and `send_response` iterates its async body there.
+
+The pool's threads live as long as the process, as a WSGI server's do, so a SQLite
+connection is kept between requests (opening one and running its PRAGMAs cost more than the
+queries of a typical page). Other databases are closed or handed back to their pool at the
+end of each request, as `CONN_MAX_AGE` says.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIHandler
+from django.db import connections
+
+
+def _connections_release() -> None:
+    for connection in connections.all(initialized_only=True):
+        if connection.vendor == "sqlite" and not connection.in_atomic_block and not connection.errors_occurred:
+            continue
+        connection.close_if_unusable_or_obsolete()
+
+
+class SyncChainASGIHandler(ASGIHandler):
+    def __init__(self, threads: int = 16) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="docqa-web")
+        super().__init__()
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        super().load_middleware(is_async=False)
+        if not is_async:
+            return
+        chain = self._middleware_chain
+
+        def run(request):
+            try:
+                return chain(request)
+            finally:
+                _connections_release()
+
+        self._middleware_chain = sync_to_async(run, thread_sensitive=False, executor=self.executor)
