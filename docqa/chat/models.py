@@ -16,17 +16,19 @@ class Conversation(models.Model):
     prefix cache can hit, even if the user switches language or the setting changes.
     """
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
-    title = models.CharField(max_length=200)
-    # False once the user renames it; until then the first question becomes the title.
-    title_is_auto = models.BooleanField(default=True)
-    documents = models.ManyToManyField(
-        "documents.Document", through="ConversationDocument", related_name="conversations"
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations", verbose_name=_("owner"),
     )
-    model = models.CharField(max_length=100)
-    system_prompt = models.TextField()
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+    title = models.CharField(max_length=200, verbose_name=_("title"))
+    # False once the user renames it; until then the first question becomes the title.
+    title_is_auto = models.BooleanField(default=True, verbose_name=_("automatic title"))
+    documents = models.ManyToManyField(
+        "documents.Document", through="ConversationDocument", related_name="conversations", verbose_name=_("documents")
+    )
+    model = models.CharField(max_length=100, verbose_name=_("model"))
+    system_prompt = models.TextField(verbose_name=_("system prompt"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
+    updated_at = models.DateTimeField(auto_now=True, db_index=True, verbose_name=_("updated"))
 
     class Meta:
         ordering = ["-updated_at", "-id"]
@@ -46,12 +48,14 @@ class Conversation(models.Model):
 class ConversationDocument(models.Model):
     """A document in a conversation, at a fixed position (the order sent to Moonshot)."""
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, verbose_name=_("conversation"))
     # Deleting a document takes it out of its conversations; later answers no longer see it.
-    document = models.ForeignKey("documents.Document", on_delete=models.CASCADE)
-    position = models.PositiveSmallIntegerField()
+    document = models.ForeignKey("documents.Document", on_delete=models.CASCADE, verbose_name=_("document"))
+    position = models.PositiveSmallIntegerField(verbose_name=_("position"))
 
     class Meta:
+        verbose_name = _("conversation document")
+        verbose_name_plural = _("conversation documents")
         ordering = ["position"]
         constraints = [
             models.UniqueConstraint(fields=["conversation", "document"], name="conversation_document_unique"),
@@ -85,29 +89,33 @@ class Message(models.Model):
     `interrupted`, each time by a conditional update, so a re-run task cannot undo it.
     """
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
-    role = models.CharField(max_length=10, choices=Role.choices)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages", verbose_name=_("conversation"),
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, verbose_name=_("role"))
     question = models.ForeignKey(
         "self", on_delete=models.CASCADE, null=True, blank=True, related_name="answers",
-        limit_choices_to={"role": Role.USER},
+        limit_choices_to={"role": Role.USER}, verbose_name=_("question"),
     )
-    content = models.TextField(blank=True)
-    reasoning = models.TextField(blank=True)
-    state = models.CharField(max_length=12, choices=State.choices, default=State.COMPLETE, db_index=True)
-    error = models.TextField(blank=True, help_text=_("A stored note (docqa.notes)."))
-    model = models.CharField(max_length=100, blank=True)
-    max_completion_tokens = models.PositiveIntegerField(null=True, blank=True)
-    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
-    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
-    finish_reason = models.CharField(max_length=30, blank=True)
-    dropped_turns = models.PositiveIntegerField(default=0)
+    content = models.TextField(blank=True, verbose_name=_("content"))
+    reasoning = models.TextField(blank=True, verbose_name=_("reasoning"))
+    state = models.CharField(
+        max_length=12, choices=State.choices, default=State.COMPLETE, db_index=True, verbose_name=_("state"),
+    )
+    error = models.TextField(blank=True, help_text=_("A stored note (docqa.notes)."), verbose_name=_("error"))
+    model = models.CharField(max_length=100, blank=True, verbose_name=_("model"))
+    max_completion_tokens = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("max completion tokens"))
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("prompt tokens"))
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("completion tokens"))
+    finish_reason = models.CharField(max_length=30, blank=True, verbose_name=_("finish reason"))
+    dropped_turns = models.PositiveIntegerField(default=0, verbose_name=_("dropped turns"))
     # The Redis Stream id of the last delta already in `content`/`reasoning`.
-    stream_cursor = models.CharField(max_length=40, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    first_token_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    stream_cursor = models.CharField(max_length=40, blank=True, verbose_name=_("stream cursor"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
+    started_at = models.DateTimeField(null=True, blank=True, verbose_name=_("started"))
+    first_token_at = models.DateTimeField(null=True, blank=True, verbose_name=_("first token"))
+    heartbeat_at = models.DateTimeField(null=True, blank=True, verbose_name=_("heartbeat"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished"))
 
     class Meta:
         ordering = ["id"]

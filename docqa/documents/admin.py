@@ -188,8 +188,8 @@ class StoredFileAdmin(admin.ModelAdmin):
     search_fields = ["sha256", "remote_id", "documents__filename"]
     actions = ["reextract", "release_remote_copy"]
     fields = [
-        "sha256", "size", "extension", "file", "status", "status_changed_at", "error_display", "attempts",
-        "remote_id", "remote_filename", "remote_uploaded_at", "upload_started_at", "remote_missing_at",
+        "sha256", "size", "extension", "file", "status", "status_changed_at", "note", "attempts",
+        "remote_id", "remote_name", "remote_uploaded_at", "upload_started_at", "remote_missing_at",
         "file_type", "token_count", "created_at", "last_used_at",
     ]
     readonly_fields = fields
@@ -216,6 +216,14 @@ class StoredFileAdmin(admin.ModelAdmin):
     @admin.display(description=_("documents"), ordering="document_total")
     def document_count(self, obj: StoredFile) -> int:
         return obj.document_total
+
+    @admin.display(description=_("note"))
+    def note(self, obj: StoredFile) -> str:
+        return obj.error_display
+
+    @admin.display(description=_("name on Moonshot"))
+    def remote_name(self, obj: StoredFile) -> str:
+        return obj.remote_filename
 
     @admin.action(description=_("Re-extract (uploads the local file again if there is no remote copy)"), permissions=["act"])
     def reextract(self, request: HttpRequest, queryset) -> None:

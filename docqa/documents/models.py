@@ -35,32 +35,36 @@ class StoredFile(models.Model):
     remote copy; documents show it.
     """
 
-    sha256 = models.CharField(max_length=64, unique=True)
-    size = models.BigIntegerField()
-    extension = models.CharField(max_length=10)
-    file = models.FileField(upload_to=stored_file_path, max_length=255)
+    sha256 = models.CharField(max_length=64, unique=True, verbose_name=_("SHA-256"))
+    size = models.BigIntegerField(verbose_name=_("size (bytes)"))
+    extension = models.CharField(max_length=10, verbose_name=_("extension"))
+    file = models.FileField(upload_to=stored_file_path, max_length=255, verbose_name=_("file"))
     # Part of the remote file name, so a retry after a crash can find an upload that landed.
-    upload_token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    upload_token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name=_("upload token"))
 
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    status_changed_at = models.DateTimeField(default=timezone.now, db_index=True)
-    last_error = models.TextField(blank=True)
-    attempts = models.PositiveIntegerField(default=0)
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True, verbose_name=_("status"),
+    )
+    status_changed_at = models.DateTimeField(default=timezone.now, db_index=True, verbose_name=_("status changed"))
+    last_error = models.TextField(blank=True, verbose_name=_("last error"))
+    attempts = models.PositiveIntegerField(default=0, verbose_name=_("attempts"))
 
-    remote_id = models.CharField(max_length=64, blank=True, db_index=True)
-    remote_uploaded_at = models.DateTimeField(null=True, blank=True)
-    upload_started_at = models.DateTimeField(null=True, blank=True)
+    remote_id = models.CharField(max_length=64, blank=True, db_index=True, verbose_name=_("remote id"))
+    remote_uploaded_at = models.DateTimeField(null=True, blank=True, verbose_name=_("uploaded to Moonshot"))
+    upload_started_at = models.DateTimeField(null=True, blank=True, verbose_name=_("upload started"))
     # Set when reconciliation found the remote copy gone without docqa deleting it; the
     # extracted text stays, and a re-extraction uploads the local file again.
-    remote_missing_at = models.DateTimeField(null=True, blank=True)
+    remote_missing_at = models.DateTimeField(null=True, blank=True, verbose_name=_("missing on Moonshot since"))
 
-    content_raw = models.TextField(blank=True, help_text=_("Exactly as Moonshot returned it."))
-    content_text = models.TextField(blank=True)
-    file_type = models.CharField(max_length=100, blank=True)
-    token_count = models.PositiveIntegerField(null=True, blank=True)
+    content_raw = models.TextField(
+        blank=True, help_text=_("Exactly as Moonshot returned it."), verbose_name=_("extracted content (raw)"),
+    )
+    content_text = models.TextField(blank=True, verbose_name=_("extracted text"))
+    file_type = models.CharField(max_length=100, blank=True, verbose_name=_("file type"))
+    token_count = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("tokens"))
 
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
+    last_used_at = models.DateTimeField(default=timezone.now, verbose_name=_("last used"))
 
     class Meta:
         verbose_name = _("stored file")
@@ -83,13 +87,19 @@ class StoredFile(models.Model):
 class Document(models.Model):
     """A user's upload: their name for a stored file."""
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="documents")
-    stored_file = models.ForeignKey(StoredFile, on_delete=models.PROTECT, related_name="documents")
-    filename = models.CharField(max_length=255)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(default=timezone.now)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="documents", verbose_name=_("owner"),
+    )
+    stored_file = models.ForeignKey(
+        StoredFile, on_delete=models.PROTECT, related_name="documents", verbose_name=_("stored file"),
+    )
+    filename = models.CharField(max_length=255, verbose_name=_("file name"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("uploaded"))
+    last_used_at = models.DateTimeField(default=timezone.now, verbose_name=_("last used"))
 
     class Meta:
+        verbose_name = _("document")
+        verbose_name_plural = _("documents")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["owner", "stored_file"], name="document_unique_per_owner"),

@@ -147,3 +147,26 @@ def test_the_api_key_never_appears_in_the_admin(client, staff, user, linked_file
         body = response.content.decode()
         assert fake_key not in body and fake_key[3:20] not in body
     assert "API key" in pages[1].content.decode()  # the failure is explained, without the key
+
+
+def test_admin_columns_filters_and_fields_are_translated(client, staff, user, linked_files, emu):
+    from docqa.chat import services
+
+    document = _document(user, linked_files)
+    services.conversation_create(owner=user, document_ids=[document.pk], language="en")
+    client.force_login(staff)
+    client.cookies["django_language"] = "zh-hans"
+    pages = {
+        reverse("admin:documents_document_changelist"): ["文件名", "所有者", "状态", "最近使用时间"],
+        reverse("admin:documents_storedfile_changelist"): ["扩展名", "Token 数", "最近使用时间"],
+        reverse("admin:documents_storedfile_change", args=[document.stored_file_id]): ["尝试次数", "状态变更时间", "备注", "Moonshot 上的文件名"],
+        reverse("admin:chat_conversation_changelist"): ["标题", "所有者", "模型", "更新时间"],
+    }
+    for url, labels in pages.items():
+        page = client.get(url, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+        for label in labels:
+            assert label in page, (url, label)
+        # No English field name left as a column header.
+        for english in ("Filename", "Owner", "Last used at", "Extension", "Token count", "Updated at",
+                        "Error display", "Remote filename"):
+            assert f">{english}<" not in page, (url, english)
