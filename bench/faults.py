@@ -359,8 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sqlite", action="store_true", help="use SQLite instead of PostgreSQL")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--strict", action="store_true",
-                        help="also fail when a process died by itself (the answers worker on a Redis restart does, "
-                             "often: a kombu bug; see bench/README.md)")
+                        help="also fail when a process died by itself (CI runs the smoke version so)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     output = args.output or HERE / ("faults-smoke.md" if args.smoke else "faults.md")

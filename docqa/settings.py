@@ -193,7 +193,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # A task is acknowledged only once it finished, and given back if its worker died, so a
-# killed worker never loses an ingest or an answer (tasks are idempotent).
+# killed worker never loses an ingest (tasks are idempotent). The answers queue's tasks say
+# otherwise, and why, in docqa/chat/tasks.py.
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-acks-late
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

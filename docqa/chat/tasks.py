@@ -1,4 +1,15 @@
-"""Celery tasks for chat, on the `answers` queue (a threads pool: one thread per streaming answer)."""
+"""Celery tasks for chat, on the `answers` queue (a threads pool: one thread per streaming answer).
+
+Unlike the ingest tasks, these are acknowledged when they start, not when they end. An
+answer's message left unacknowledged while it streams (for minutes) is what crashed the
+answers worker whenever its connection to Redis broke: kombu then restores unacknowledged
+messages through the connection it has just closed and raises (the bug class of
+celery/kombu#582 and #970), and the worker exits. Acknowledged at the start, a streaming
+answer holds no message, so the worker rides out the outage and reconnects. Nothing is lost
+by it: an answer whose worker died is marked interrupted, with the text saved so far, by
+`answers_sweep_stale` once its heartbeat stops, and a duplicate delivery (a message handed
+out twice) still never generates twice (the answer's lock and its conditional start).
+"""
 
 from __future__ import annotations
 
@@ -11,18 +22,17 @@ from docqa.chat import services
 logger = logging.getLogger("docqa.chat.tasks")
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(acks_late=False, ignore_result=True)
 def answer_generate(answer_id: int) -> str:
     """Stream one answer into Redis and the database.
 
-    Acknowledged only when done, so a killed worker's answer is delivered again; that
-    second delivery finds the answer started and marks it interrupted (never a second
-    generation). `answers_sweep_stale` catches the rest.
+    Runs at most once per answer: a delivery that finds it started marks it interrupted
+    instead of generating again; `answers_sweep_stale` catches an answer whose worker died.
     """
     return services.answer_generate(answer_id=answer_id)
 
 
-@shared_task(ignore_result=True)
+@shared_task(acks_late=False, ignore_result=True)
 def answers_sweep_stale() -> int:
     """Beat: no answer stays `streaming` after its worker died."""
     count = services.answers_sweep_stale()
@@ -31,7 +41,7 @@ def answers_sweep_stale() -> int:
     return count
 
 
-@shared_task(ignore_result=True)
+@shared_task(acks_late=False, ignore_result=True)
 def models_refresh() -> int:
     """Refresh the cached model list (`GET /v1/models`)."""
     return len(services.models_refresh())
