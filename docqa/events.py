@@ -1,8 +1,8 @@
 """Per-user live events over Redis Streams.
 
 A state change (a document's status, later an answer's) is appended to the owner's stream;
-the browser's SSE connection reads it with a blocking XREAD, so pages update without any
-polling of the database. The stream is capped and expires, so Redis memory stays bounded.
+the browser's SSE connection reads it with a blocking XREAD, so pages update as it happens
+(rows still in flight also re-check every few seconds, as a safety net for a lost event). The stream is capped and expires, so Redis memory stays bounded.
 """
 
 from __future__ import annotations
