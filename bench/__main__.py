@@ -49,14 +49,21 @@ BENCHMARKS = ("relay", "concurrency", "upload", "ingest", "many")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--smoke", action="store_true", help="a short run for CI")
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated: " + ", ".join(BENCHMARKS))
-    parser.add_argument("--output", type=Path, help="where to write the Markdown (default bench/results[-smoke].md)")
+    parser.add_argument(
+        "--only", default=",".join(BENCHMARKS), help="comma-separated: " + ", ".join(BENCHMARKS)
+    )
+    parser.add_argument(
+        "--output", type=Path, help="where to write the Markdown (default bench/results[-smoke].md)"
+    )
     parser.add_argument("--database-url", default="", help="PostgreSQL URL (default: SQLite, as `make run`)")
     parser.add_argument("--keep", action="store_true", help="keep the run's var dir (logs) afterwards")
-    parser.add_argument("--concurrency", help="comma-separated numbers of answers at once (default 50,200,500,1000)")
+    parser.add_argument(
+        "--concurrency", help="comma-separated numbers of answers at once (default 50,200,500,1000)"
+    )
     parser.add_argument("--questions", type=int, help="questions in the relay benchmark (default 50)")
     args = parser.parse_args(argv)
     plan = dict(SMOKE if args.smoke else FULL)
@@ -83,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     started_at = datetime.datetime.now().astimezone()
     with Stack(options, keep=args.keep) as stack:
-        print(f"docqa bench: var dir {stack.var_dir}, web {stack.base_url}, emulator {stack.emulator_url}",
-              file=sys.stderr)
+        print(
+            f"docqa bench: var dir {stack.var_dir}, web {stack.base_url}, emulator {stack.emulator_url}",
+            file=sys.stderr,
+        )
         from bench import app as A
         from bench import documents, streams
 
@@ -120,11 +129,24 @@ def main(argv: list[str] | None = None) -> int:
         run("upload", documents.upload_memory, stack, A.user_create(), sizes_mb=plan["upload_mb"])
         run("ingest", documents.ingest, stack, A.user_create, count=plan["ingest_docs"])
         if "many" in only:
-            run("many", documents.many_documents, stack, A.user_create(), documents=plan["many_docs"],
-                chars_each=plan["many_chars"], asks=plan["many_asks"])
+            run(
+                "many",
+                documents.many_documents,
+                stack,
+                A.user_create(),
+                documents=plan["many_docs"],
+                chars_each=plan["many_chars"],
+                asks=plan["many_asks"],
+            )
             if plan["huge_chars"]:
-                run("many", documents.oversized_refusal, stack, A.user_create(), documents=plan["many_docs"],
-                    chars_each=plan["huge_chars"])
+                run(
+                    "many",
+                    documents.oversized_refusal,
+                    stack,
+                    A.user_create(),
+                    documents=plan["many_docs"],
+                    chars_each=plan["huge_chars"],
+                )
         if args.smoke:
             broken += smoke_breakage(tables)
 
@@ -151,7 +173,11 @@ def smoke_breakage(tables: list[Table]) -> list[str]:
     for table in tables:
         for row in table.rows:
             for cell in row:
-                if "/" in cell and cell.replace(" ", "").split("/")[0].isdigit() and table.title.startswith("2."):
+                if (
+                    "/" in cell
+                    and cell.replace(" ", "").split("/")[0].isdigit()
+                    and table.title.startswith("2.")
+                ):
                     done, total = cell.split("/")
                     if done.strip() != total.strip():
                         problems.append(f"{table.title}: only {cell} answers completed")

@@ -65,17 +65,32 @@ class Docqa:
     def __init__(self, base_url: str) -> None:
         self.base = base_url
 
-    async def upload(self, user: BenchUser, path: Path, *, name: str | None = None, write_delay: float = 0.0,
-                     chunk_size: int = 256 * 1024, timeout: float = 600) -> http.Response:
+    async def upload(
+        self,
+        user: BenchUser,
+        path: Path,
+        *,
+        name: str | None = None,
+        write_delay: float = 0.0,
+        chunk_size: int = 256 * 1024,
+        timeout: float = 600,
+    ) -> http.Response:
         upload = http.Upload("files", path, name or path.name, fields={"csrfmiddlewaretoken": user.csrf})
         return await http.request(
-            "POST", f"{self.base}/documents/upload/", headers=user.headers(**{"X-Requested-With": "XMLHttpRequest"}),
-            upload=upload, write_delay=write_delay, chunk_size=chunk_size, timeout=timeout,
+            "POST",
+            f"{self.base}/documents/upload/",
+            headers=user.headers(**{"X-Requested-With": "XMLHttpRequest"}),
+            upload=upload,
+            write_delay=write_delay,
+            chunk_size=chunk_size,
+            timeout=timeout,
         )
 
     async def conversation_new(self, user: BenchUser, document_ids: list[int]) -> int:
         response = await http.request(
-            "POST", f"{self.base}/chat/new/", headers=user.headers(**FORM),
+            "POST",
+            f"{self.base}/chat/new/",
+            headers=user.headers(**FORM),
             body=form([("documents", str(pk)) for pk in document_ids]),
         )
         if response.status != 302:
@@ -85,7 +100,9 @@ class Docqa:
     async def ask(self, user: BenchUser, conversation_id: int, question: str) -> int:
         """POST the question as the page does without htmx; returns the answer's id."""
         response = await http.request(
-            "POST", f"{self.base}/chat/{conversation_id}/ask/", headers=user.headers(**FORM),
+            "POST",
+            f"{self.base}/chat/{conversation_id}/ask/",
+            headers=user.headers(**FORM),
             body=form({"question": question}),
         )
         if response.status != 302:
@@ -169,8 +186,10 @@ async def direct_timeline(emulator_url: str, payload: dict) -> Timeline:
     error = ""
     try:
         async for event in http.sse(
-            "POST", f"{emulator_url}/chat/completions",
-            headers={"Authorization": "Bearer emulator-key", "Content-Type": "application/json"}, body=body,
+            "POST",
+            f"{emulator_url}/chat/completions",
+            headers={"Authorization": "Bearer emulator-key", "Content-Type": "application/json"},
+            body=body,
         ):
             if event.data == "[DONE]":
                 done = True

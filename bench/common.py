@@ -59,8 +59,12 @@ class Table:
     notes: list[str] = field(default_factory=list)
 
     def markdown(self) -> str:
-        lines = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |",
-                 "| " + " | ".join("---" for _ in self.columns) + " |"]
+        lines = [
+            f"### {self.title}",
+            "",
+            "| " + " | ".join(self.columns) + " |",
+            "| " + " | ".join("---" for _ in self.columns) + " |",
+        ]
         lines += ["| " + " | ".join(row) + " |" for row in self.rows]
         if self.notes:
             lines.append("")
@@ -97,14 +101,17 @@ def documents_ready(document_ids: list[int]) -> tuple[int, int, int]:
     """(ready, failed, still transient) among these documents."""
     from docqa.documents.models import Document, Status
 
-    statuses = list(Document.objects.filter(pk__in=document_ids).values_list("stored_file__status", flat=True))
+    statuses = list(
+        Document.objects.filter(pk__in=document_ids).values_list("stored_file__status", flat=True)
+    )
     ready = statuses.count(Status.READY)
     failed = statuses.count(Status.FAILED)
     return ready, failed, len(document_ids) - ready - failed
 
 
-async def upload_and_wait(app: A.Docqa, user: A.BenchUser, paths: list[Path], *, parallel: int = 4,
-                          timeout: float = 300) -> list[int]:
+async def upload_and_wait(
+    app: A.Docqa, user: A.BenchUser, paths: list[Path], *, parallel: int = 4, timeout: float = 300
+) -> list[int]:
     """Upload through the form, `parallel` at a time as the page's script does; wait until all are Ready."""
     from docqa.documents.models import Document
 
@@ -166,6 +173,8 @@ def machine() -> str:
 
     import psutil
 
-    return (f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-            f"{psutil.virtual_memory().total / 1024**3:.0f} GB RAM, Python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}")
+    return (
+        f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
+        f"{psutil.virtual_memory().total / 1024**3:.0f} GB RAM, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )

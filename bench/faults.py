@@ -45,8 +45,11 @@ PG = "postgres://postgres@127.0.0.1:5432/{name}"
 
 def database_fresh(name: str) -> str:
     for sql in (f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'):
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c", sql], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c", sql],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return PG.format(name=name)
 
 
@@ -61,15 +64,17 @@ class Follow:
     error: str = ""
 
 
-async def follow_answer(app: A.Docqa, user: A.BenchUser, answer_id: int, *, use_last_event_id: bool,
-                        deadline: float) -> Follow:
+async def follow_answer(
+    app: A.Docqa, user: A.BenchUser, answer_id: int, *, use_last_event_id: bool, deadline: float
+) -> Follow:
     """Read an answer's stream to the end like a browser: reconnect after a break and resume."""
     seen = Follow(answer_id)
     last_id: str | None = None
     while time.monotonic() < deadline:
         try:
-            async for event in app.answer_stream(user, answer_id,
-                                                 last_event_id=last_id if use_last_event_id else None):
+            async for event in app.answer_stream(
+                user, answer_id, last_event_id=last_id if use_last_event_id else None
+            ):
                 if event.id:
                     last_id = event.id
                 if event.event == "content":
@@ -117,18 +122,23 @@ class Run:
 
         await asyncio.gather(*(one(p) for p in paths))
         names = [p.name for p in paths]
-        self.document_ids += list(Document.objects.filter(owner_id=user.pk, filename__in=names).values_list("pk", flat=True))
+        self.document_ids += list(
+            Document.objects.filter(owner_id=user.pk, filename__in=names).values_list("pk", flat=True)
+        )
 
     def docs(self, user: A.BenchUser, prefix: str, count: int, chars: int = 4000) -> list[Path]:
         folder = self.stack.var_dir / "fault-docs"
         folder.mkdir(exist_ok=True)
-        return [text_document(folder / f"{prefix}-{i}.txt", chars=chars, salt=f"{prefix}-{i}-{user.pk}")
-                for i in range(count)]
+        return [
+            text_document(folder / f"{prefix}-{i}.txt", chars=chars, salt=f"{prefix}-{i}-{user.pk}")
+            for i in range(count)
+        ]
 
     # -- answers -----------------------------------------------------------------------------
 
-    async def ask_and_follow(self, user: A.BenchUser, conversation_ids: list[int], *, during=None,
-                             wait_for_text: bool = True) -> None:
+    async def ask_and_follow(
+        self, user: A.BenchUser, conversation_ids: list[int], *, during=None, wait_for_text: bool = True
+    ) -> None:
         """Ask in each conversation, follow every stream; run `during()` once they are streaming."""
         answer_ids = []
         for conversation_id in conversation_ids:
@@ -138,8 +148,12 @@ class Run:
                 self.asks_refused += 1
         self.answers += [(user, a) for a in answer_ids]
         deadline = time.monotonic() + 150
-        tasks = [asyncio.create_task(follow_answer(self.app, user, a, use_last_event_id=i % 2 == 0, deadline=deadline))
-                 for i, a in enumerate(answer_ids)]
+        tasks = [
+            asyncio.create_task(
+                follow_answer(self.app, user, a, use_last_event_id=i % 2 == 0, deadline=deadline)
+            )
+            for i, a in enumerate(answer_ids)
+        ]
         if during is not None:
             if wait_for_text:
                 await _until(lambda: _answers_with_text(answer_ids) >= max(1, len(answer_ids) // 2), 30)
@@ -218,14 +232,18 @@ def scenario(run: Run, *, scale: int) -> None:
     # 5. 429 storms and 500s on uploads and on chat.
     control.add_fault("POST", "/v1/files", status=429, error_type="rate_limit_reached_error", count=3 * scale)
     control.add_fault("GET", "/v1/files/*", status=500, error_type="server_error", count=2 * scale)
-    control.add_fault("POST", "/v1/chat/completions", status=429, error_type="rate_limit_reached_error", count=2 * scale)
+    control.add_fault(
+        "POST", "/v1/chat/completions", status=429, error_type="rate_limit_reached_error", count=2 * scale
+    )
     control.add_fault("POST", "/v1/chat/completions", status=500, error_type="server_error", count=scale)
     asyncio.run(run.upload(user, run.docs(user, "storm", 3 * scale)))
     asyncio.run(run.ask_and_follow(conv_user, conversations(2 * scale)))
-    storm = {("POST", "/v1/files", 429): ("429 on uploads", 3 * scale),
-             ("GET", "/v1/files/*", 500): ("500 on file status/content", 2 * scale),
-             ("POST", "/v1/chat/completions", 429): ("429 on chat", 2 * scale),
-             ("POST", "/v1/chat/completions", 500): ("500 on chat", scale)}
+    storm = {
+        ("POST", "/v1/files", 429): ("429 on uploads", 3 * scale),
+        ("GET", "/v1/files/*", 500): ("500 on file status/content", 2 * scale),
+        ("POST", "/v1/chat/completions", 429): ("429 on chat", 2 * scale),
+        ("POST", "/v1/chat/completions", 500): ("500 on chat", scale),
+    }
     left = {(f["method"], f["path"], f["status"]): f["count"] or 0 for f in control.faults()}
     control.clear_faults()
     for key, (name, count) in storm.items():
@@ -239,7 +257,9 @@ def scenario(run: Run, *, scale: int) -> None:
     control.clear_faults()
 
     # 7. Extraction errors.
-    control.add_fault("POST", "/v1/files", kind="extract_error", message="the file is damaged (injected)", count=2 * scale)
+    control.add_fault(
+        "POST", "/v1/files", kind="extract_error", message="the file is damaged (injected)", count=2 * scale
+    )
     asyncio.run(run.upload(user, run.docs(user, "extract-error", 2 * scale)))
     run.injected["extraction error"] += 2 * scale
 
@@ -267,8 +287,14 @@ def settle_and_count(run: Run, *, wait: float) -> tuple[Table, bool]:
     from docqa.documents.models import Document, Status, StoredFile
 
     transient = (Status.QUEUED, Status.UPLOADING, Status.EXTRACTING)
-    A.wait_until(lambda: _docs_in(transient, run.document_ids) == 0
-                 and not Message.objects.filter(state=State.STREAMING).exists(), timeout=wait, interval=1)
+    A.wait_until(
+        lambda: (
+            _docs_in(transient, run.document_ids) == 0
+            and not Message.objects.filter(state=State.STREAMING).exists()
+        ),
+        timeout=wait,
+        interval=1,
+    )
 
     answer_ids = [a for _u, a in run.answers]
     states = dict(Message.objects.filter(pk__in=answer_ids).values_list("pk", "state"))
@@ -277,21 +303,31 @@ def settle_and_count(run: Run, *, wait: float) -> tuple[Table, bool]:
         for m in Message.objects.filter(pk__in=answer_ids).exclude(state=State.COMPLETE)
     )
     if reasons:
-        run.notes.append("answers not complete before Retry, by what they showed: "
-                         + "; ".join(f"{n} × {r}" for r, n in reasons.most_common()))
+        run.notes.append(
+            "answers not complete before Retry, by what they showed: "
+            + "; ".join(f"{n} × {r}" for r, n in reasons.most_common())
+        )
     # Retry what was interrupted or failed, as a person would with the Retry button.
     retried = retried_ok = 0
     users = {a: u for u, a in run.answers}
     for answer_id, state in states.items():
         if state in (State.INTERRUPTED, State.FAILED):
             retried += 1
-            response = asyncio.run(http.request(
-                "POST", f"{run.stack.base_url}/chat/answers/{answer_id}/regenerate/",
-                headers=users[answer_id].headers(**A.FORM), body=b""))
+            response = asyncio.run(
+                http.request(
+                    "POST",
+                    f"{run.stack.base_url}/chat/answers/{answer_id}/regenerate/",
+                    headers=users[answer_id].headers(**A.FORM),
+                    body=b"",
+                )
+            )
             if response.status in (200, 302):
                 new_id = int(response.headers.get("location", "").rsplit("answer-", 1)[-1] or 0)
-                if new_id and A.wait_until(lambda: Message.objects.filter(pk=new_id, state=State.COMPLETE).exists(),
-                                           timeout=60, interval=0.5):
+                if new_id and A.wait_until(
+                    lambda: Message.objects.filter(pk=new_id, state=State.COMPLETE).exists(),
+                    timeout=60,
+                    interval=0.5,
+                ):
                     retried_ok += 1
 
     documents = Document.objects.filter(pk__in=run.document_ids).select_related("stored_file")
@@ -305,8 +341,11 @@ def settle_and_count(run: Run, *, wait: float) -> tuple[Table, bool]:
     retryable = sum(s in (State.INTERRUPTED, State.FAILED, State.STOPPED) for s in states.values())
     lost = len(answer_ids) - complete - retryable
     contents = dict(Message.objects.filter(pk__in=answer_ids).values_list("pk", "content"))
-    resumed_exact = sum(1 for f in run.follows if f.done and states.get(f.answer_id) == State.COMPLETE
-                        and f.text == contents.get(f.answer_id))
+    resumed_exact = sum(
+        1
+        for f in run.follows
+        if f.done and states.get(f.answer_id) == State.COMPLETE and f.text == contents.get(f.answer_id)
+    )
     followed_complete = sum(1 for f in run.follows if states.get(f.answer_id) == State.COMPLETE)
     reconnects = sum(f.reconnects for f in run.follows)
 
@@ -327,39 +366,61 @@ def settle_and_count(run: Run, *, wait: float) -> tuple[Table, bool]:
         ["faults injected (total)", str(sum(run.injected.values())), ""],
         ["uploads tried / accepted", f"{run.uploads_tried} / {run.uploads_accepted}", "all accepted"],
         ["documents Ready", str(ready), ""],
-        ["documents Failed, with a reason shown", f"{len(failed)} ({failed_with_reason} with a reason)",
-         "only the injected extraction errors"],
+        [
+            "documents Failed, with a reason shown",
+            f"{len(failed)} ({failed_with_reason} with a reason)",
+            "only the injected extraction errors",
+        ],
         ["documents stuck", str(stuck), "0"],
         ["accepted uploads with no document", str(max(0, accepted_without_row)), "0"],
         ["answers asked", str(len(answer_ids)), ""],
         ["answers complete", str(complete), ""],
-        ["answers interrupted or failed, retryable", f"{retryable} (Retry completed {retried_ok} of {retried})",
-         "all retries complete"],
+        [
+            "answers interrupted or failed, retryable",
+            f"{retryable} (Retry completed {retried_ok} of {retried})",
+            "all retries complete",
+        ],
         ["answers lost (no answer, or still streaming)", str(lost), "0"],
         ["asks refused", str(run.asks_refused), "0"],
-        ["SSE clients that resumed to the exact saved text", f"{resumed_exact} of {followed_complete} complete "
-         f"answers ({reconnects} reconnects)", "all"],
+        [
+            "SSE clients that resumed to the exact saved text",
+            f"{resumed_exact} of {followed_complete} complete answers ({reconnects} reconnects)",
+            "all",
+        ],
         ["duplicate remote files", str(duplicates), "0"],
         ["remote files no row knows", str(orphans), "0"],
         ["processes that died by themselves (restarted by the bench's supervisor)", crashes, "none"],
     ]
     table.notes += run.notes
     table.notes.append(f"Emulator requests: {dict(sorted(remote['requests'].items()))}")
-    ok = (stuck == 0 and lost == 0 and duplicates == 0 and orphans == 0 and accepted_without_row <= 0
-          and run.uploads_accepted == run.uploads_tried and retried_ok == retried
-          and resumed_exact == followed_complete)
+    ok = (
+        stuck == 0
+        and lost == 0
+        and duplicates == 0
+        and orphans == 0
+        and accepted_without_row <= 0
+        and run.uploads_accepted == run.uploads_tried
+        and retried_ok == retried
+        and resumed_exact == followed_complete
+    )
     return table, ok
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.faults", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.faults",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--smoke", action="store_true", help="one of each fault, fewer documents and answers")
     parser.add_argument("--database", default="docqa_bench", help="PostgreSQL database to (re)create")
     parser.add_argument("--sqlite", action="store_true", help="use SQLite instead of PostgreSQL")
     parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--strict", action="store_true",
-                        help="also fail when a process died by itself (CI runs the smoke version so)")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="also fail when a process died by itself (CI runs the smoke version so)",
+    )
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     output = args.output or HERE / ("faults-smoke.md" if args.smoke else "faults.md")
@@ -389,11 +450,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.strict and stack.crashes:
             ok = False
     elapsed = time.monotonic() - started
-    text = (f"## Fault-injection run{' (smoke)' if args.smoke else ''}\n\n"
-            f"Run {started_at:%Y-%m-%d %H:%M %Z} on {machine()}, in {elapsed / 60:.1f} min; "
-            f"{'SQLite' if args.sqlite else 'PostgreSQL'}, embedded Redis, the emulator; reproduce with "
-            f"`python -m bench.faults`.\n\n" + table.markdown()
-            + ("" if ok else "\n**Targets missed** (see the rows above).\n"))
+    text = (
+        f"## Fault-injection run{' (smoke)' if args.smoke else ''}\n\n"
+        f"Run {started_at:%Y-%m-%d %H:%M %Z} on {machine()}, in {elapsed / 60:.1f} min; "
+        f"{'SQLite' if args.sqlite else 'PostgreSQL'}, embedded Redis, the emulator; reproduce with "
+        f"`python -m bench.faults`.\n\n"
+        + table.markdown()
+        + ("" if ok else "\n**Targets missed** (see the rows above).\n")
+    )
     output.write_text(text)
     print(text)
     return 0 if ok else 1

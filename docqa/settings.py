@@ -255,9 +255,7 @@ DOCQA_ACCOUNT_MAX_BYTES = env_int("DOCQA_ACCOUNT_MAX_BYTES", 10 * 1024**3, minim
 # Documents in a transient state for longer than this are re-queued by the sweep.
 DOCQA_STALE_AFTER = env_int("DOCQA_STALE_AFTER", 600, minimum=10)
 DOCQA_EXTRACT_POLL_TIMEOUT = env_int("DOCQA_EXTRACT_POLL_TIMEOUT", 300, minimum=5)
-DOCQA_RETENTION = env_choice(
-    "DOCQA_RETENTION", "keep", ("keep", "delete-after-extract", "evict")
-)
+DOCQA_RETENTION = env_choice("DOCQA_RETENTION", "keep", ("keep", "delete-after-extract", "evict"))
 
 # --- Housekeeping (docqa.documents.housekeeping) -------------------------------------------
 # How often beat reconciles the Moonshot account with the database, and how old a remote file
@@ -301,7 +299,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        "docqa": {"level": env_choice("DOCQA_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")), "propagate": True},
+        "docqa": {
+            "level": env_choice("DOCQA_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            "propagate": True,
+        },
     },
 }
 

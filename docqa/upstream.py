@@ -21,9 +21,15 @@ from docqa.moonshot import (
 from docqa.notes import note
 
 _PLAIN = [
-    (AuthenticationError, N_("Moonshot rejected the API key. An administrator needs to check MOONSHOT_API_KEY.")),
+    (
+        AuthenticationError,
+        N_("Moonshot rejected the API key. An administrator needs to check MOONSHOT_API_KEY."),
+    ),
     (PermissionDeniedError, N_("Moonshot refused access to this resource.")),
-    (QuotaExceededError, N_("The Moonshot account has run out of quota. An administrator needs to top it up.")),
+    (
+        QuotaExceededError,
+        N_("The Moonshot account has run out of quota. An administrator needs to top it up."),
+    ),
     (RateLimitError, N_("Moonshot is rate limiting requests right now.")),
     (ContextLengthError, N_("The request is too long for the model's context window.")),
     (NotFoundError, N_("Moonshot no longer has this file.")),

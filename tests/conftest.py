@@ -141,7 +141,11 @@ def asgi_server(transactional_db, emu):
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            application, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
+            application,
+            host="127.0.0.1",
+            port=port,
+            lifespan="off",
+            log_level="warning",
             timeout_graceful_shutdown=1,  # open SSE streams would otherwise hold shutdown
         )
     )

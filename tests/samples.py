@@ -78,7 +78,8 @@ def epub_bytes(chapters: list[str]) -> bytes:
             'media-type="application/oebps-package+xml"/></rootfiles></container>',
         )
         items = "".join(
-            f'<item id="c{i}" href="c{i}.xhtml" media-type="application/xhtml+xml"/>' for i in range(len(chapters))
+            f'<item id="c{i}" href="c{i}.xhtml" media-type="application/xhtml+xml"/>'
+            for i in range(len(chapters))
         )
         # The spine reverses the file order, so reading order must come from it.
         spine = "".join(f'<itemref idref="c{i}"/>' for i in reversed(range(len(chapters))))
@@ -94,4 +95,9 @@ def epub_bytes(chapters: list[str]) -> bytes:
 
 def legacy_doc_bytes(text: str) -> bytes:
     """Something shaped like an old Word file: an OLE header, junk, the text in UTF-16LE."""
-    return b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(range(0, 32)) * 20 + text.encode("utf-16-le") + b"\x00" * 64
+    return (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+        + bytes(range(0, 32)) * 20
+        + text.encode("utf-16-le")
+        + b"\x00" * 64
+    )

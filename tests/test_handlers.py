@@ -31,9 +31,18 @@ def get(handler, path: str, cookie: str = "") -> tuple[int, bytes]:
 
         headers = [(b"host", b"127.0.0.1")] + ([(b"cookie", cookie.encode())] if cookie else [])
         scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-            "root_path": "", "headers": headers, "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 80),
         }
         await handler(scope, receive, send)
         return sent
@@ -76,7 +85,9 @@ def test_the_view_runs_on_the_handlers_thread(transactional_db, handler, client,
     assert threads and all(name.startswith("docqa-web") for name in threads)
 
 
-def test_sqlite_keeps_its_connection_between_requests_other_databases_do_not(transactional_db, handler, client, user):
+def test_sqlite_keeps_its_connection_between_requests_other_databases_do_not(
+    transactional_db, handler, client, user
+):
     client.force_login(user)
     cookie = f"sessionid={client.cookies['sessionid'].value}"
     assert get(handler, "/documents/", cookie)[0] == 200

@@ -20,7 +20,11 @@ def _start(**variables):
     environ.update(variables)
     environ["DJANGO_SETTINGS_MODULE"] = "docqa.settings"
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'], settings.MOONSHOT_OFFLINE)"],
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'], settings.MOONSHOT_OFFLINE)",
+        ],
         capture_output=True,
         text=True,
         env=environ,
@@ -35,10 +39,16 @@ def test_defaults_need_nothing():
 
 
 def _database_options(**variables) -> str:
-    environ = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATABASE_POOL_SIZE", "DATABASE_CONN_MAX_AGE")}
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "DATABASE_POOL_SIZE", "DATABASE_CONN_MAX_AGE")
+    }
     environ.update(variables, DJANGO_SETTINGS_MODULE="docqa.settings")
     code = "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default'].get('OPTIONS', {}).get('pool'))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 

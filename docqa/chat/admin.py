@@ -23,8 +23,18 @@ class MessageInline(ReadOnlyInline):
     model = Message
     fk_name = "conversation"
     fields = (
-        "role", "state", "model", "prompt_tokens", "completion_tokens", "finish_reason",
-        "dropped_turns", "created_at", "started_at", "finished_at", "error", "content",
+        "role",
+        "state",
+        "model",
+        "prompt_tokens",
+        "completion_tokens",
+        "finish_reason",
+        "dropped_turns",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "error",
+        "content",
     )
     ordering = ("id",)
 
@@ -36,7 +46,15 @@ class ConversationAdmin(admin.ModelAdmin):
     list_display = ("title", "owner", "model", "created_at", "updated_at")
     list_filter = ("model",)
     search_fields = ("title", "owner__username")
-    readonly_fields = ("owner", "title", "title_is_auto", "model", "system_prompt", "created_at", "updated_at")
+    readonly_fields = (
+        "owner",
+        "title",
+        "title_is_auto",
+        "model",
+        "system_prompt",
+        "created_at",
+        "updated_at",
+    )
     fields = readonly_fields
     inlines = (ConversationDocumentInline, MessageInline)
 

@@ -196,4 +196,7 @@ def token_budget_fit(
 
 def needs_exact_count(budget: Budget) -> bool:
     """Whether the local estimate is too close to the window to be trusted."""
-    return budget.prompt_tokens + budget.max_completion_tokens > budget.context_length * LOCAL_ESTIMATE_TRUSTED_SHARE
+    return (
+        budget.prompt_tokens + budget.max_completion_tokens
+        > budget.context_length * LOCAL_ESTIMATE_TRUSTED_SHARE
+    )

@@ -17,13 +17,19 @@ class Conversation(models.Model):
     """
 
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations", verbose_name=_("owner"),
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="conversations",
+        verbose_name=_("owner"),
     )
     title = models.CharField(max_length=200, verbose_name=_("title"))
     # False once the user renames it; until then the first question becomes the title.
     title_is_auto = models.BooleanField(default=True, verbose_name=_("automatic title"))
     documents = models.ManyToManyField(
-        "documents.Document", through="ConversationDocument", related_name="conversations", verbose_name=_("documents")
+        "documents.Document",
+        through="ConversationDocument",
+        related_name="conversations",
+        verbose_name=_("documents"),
     )
     model = models.CharField(max_length=100, verbose_name=_("model"))
     system_prompt = models.TextField(verbose_name=_("system prompt"))
@@ -90,23 +96,39 @@ class Message(models.Model):
     """
 
     conversation = models.ForeignKey(
-        Conversation, on_delete=models.CASCADE, related_name="messages", verbose_name=_("conversation"),
+        Conversation,
+        on_delete=models.CASCADE,
+        related_name="messages",
+        verbose_name=_("conversation"),
     )
     role = models.CharField(max_length=10, choices=Role.choices, verbose_name=_("role"))
     question = models.ForeignKey(
-        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="answers",
-        limit_choices_to={"role": Role.USER}, verbose_name=_("question"),
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="answers",
+        limit_choices_to={"role": Role.USER},
+        verbose_name=_("question"),
     )
     content = models.TextField(blank=True, verbose_name=_("content"))
     reasoning = models.TextField(blank=True, verbose_name=_("reasoning"))
     state = models.CharField(
-        max_length=12, choices=State.choices, default=State.COMPLETE, db_index=True, verbose_name=_("state"),
+        max_length=12,
+        choices=State.choices,
+        default=State.COMPLETE,
+        db_index=True,
+        verbose_name=_("state"),
     )
     error = models.TextField(blank=True, help_text=_("A stored note (docqa.notes)."), verbose_name=_("error"))
     model = models.CharField(max_length=100, blank=True, verbose_name=_("model"))
-    max_completion_tokens = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("max completion tokens"))
+    max_completion_tokens = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name=_("max completion tokens")
+    )
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("prompt tokens"))
-    completion_tokens = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("completion tokens"))
+    completion_tokens = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name=_("completion tokens")
+    )
     finish_reason = models.CharField(max_length=30, blank=True, verbose_name=_("finish reason"))
     dropped_turns = models.PositiveIntegerField(default=0, verbose_name=_("dropped turns"))
     # The Redis Stream id of the last delta already in `content`/`reasoning`.

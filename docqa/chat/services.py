@@ -190,7 +190,8 @@ def conversation_create(
     not_ready = [d.filename for d in ordered if not d.is_ready]
     if not_ready:
         raise ChatRefused(
-            _("These documents are not ready yet: %(names)s.") % {"names": ", ".join(f"“{n}”" for n in not_ready)}
+            _("These documents are not ready yet: %(names)s.")
+            % {"names": ", ".join(f"“{n}”" for n in not_ready)}
         )
     model = model or settings.MOONSHOT_MODEL
     system_prompt = settings.DOCQA_SYSTEM_PROMPT or context.system_prompt_default(language)
@@ -203,7 +204,8 @@ def conversation_create(
             owner=owner, title=title[:TITLE_LENGTH], model=model, system_prompt=system_prompt
         )
         ConversationDocument.objects.bulk_create(
-            ConversationDocument(conversation=conversation, document=d, position=i) for i, d in enumerate(ordered)
+            ConversationDocument(conversation=conversation, document=d, position=i)
+            for i, d in enumerate(ordered)
         )
     return conversation
 
@@ -213,7 +215,9 @@ def conversations_search(*, owner, query: str = "") -> QuerySet[Conversation]:
     conversations = Conversation.objects.filter(owner=owner)
     query = query.strip()
     if query:
-        matching = Message.objects.filter(conversation__owner=owner, content__icontains=query).values("conversation_id")
+        matching = Message.objects.filter(conversation__owner=owner, content__icontains=query).values(
+            "conversation_id"
+        )
         conversations = conversations.filter(Q(title__icontains=query) | Q(pk__in=matching))
     return conversations.prefetch_related("documents")
 
@@ -264,7 +268,10 @@ def conversation_export_markdown(*, conversation: Conversation) -> str:
         if message.content:
             lines += [message.content, ""]
         if message.state != State.COMPLETE:
-            lines += [f"*{message.get_state_display()}*" + (f": {message.error_display}" if message.error else ""), ""]
+            lines += [
+                f"*{message.get_state_display()}*" + (f": {message.error_display}" if message.error else ""),
+                "",
+            ]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -379,7 +386,9 @@ def conversation_ask(*, conversation: Conversation, question: str) -> tuple[Mess
     with transaction.atomic():
         # Serialises asks on one conversation, so a double submit cannot start two answers.
         locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
-        counts = locked.messages.aggregate(streaming=Count("pk", filter=Q(state=State.STREAMING)), earlier=Count("pk"))
+        counts = locked.messages.aggregate(
+            streaming=Count("pk", filter=Q(state=State.STREAMING)), earlier=Count("pk")
+        )
         if counts["streaming"]:
             raise ChatRefused(_("The previous answer is still being written. Wait for it or stop it first."))
         first_question = not counts["earlier"]
@@ -410,7 +419,9 @@ def answer_regenerate(*, answer: Message) -> Message:
     with transaction.atomic():
         Conversation.objects.select_for_update().get(pk=answer.conversation_id)
         answer = Message.objects.select_related("question").get(pk=answer.pk)
-        last = Message.objects.filter(conversation_id=answer.conversation_id).aggregate(last=Max("id"))["last"]
+        last = Message.objects.filter(conversation_id=answer.conversation_id).aggregate(last=Max("id"))[
+            "last"
+        ]
         if answer.state == State.STREAMING:
             raise ChatRefused(_("This answer is still being written."))
         if answer.pk != last or answer.question is None:
@@ -474,7 +485,9 @@ def _turns_before(answer: Message) -> list[Turn]:
     """Earlier questions with the answers that have text (failed ones without text are skipped)."""
     turns: list[Turn] = []
     earlier = (
-        Message.objects.filter(conversation_id=answer.conversation_id, role=Role.ASSISTANT, question__id__lt=answer.question_id)
+        Message.objects.filter(
+            conversation_id=answer.conversation_id, role=Role.ASSISTANT, question__id__lt=answer.question_id
+        )
         .exclude(content="")
         .filter(state__in=(State.COMPLETE, State.STOPPED, State.INTERRUPTED))
         .select_related("question")
@@ -523,7 +536,8 @@ def _request_prepare(
         fixed_tokens=context.TOKENS_PER_REQUEST + context.message_tokens_estimate(system_prompt),
         documents=[DocumentSize(d.filename, _document_tokens(d)) for d in documents],
         turn_tokens=[
-            context.message_tokens_estimate(t.question) + context.message_tokens_estimate(t.answer) for t in turns
+            context.message_tokens_estimate(t.question) + context.message_tokens_estimate(t.answer)
+            for t in turns
         ],
         question_tokens=context.message_tokens_estimate(question),
         max_completion_tokens=max_tokens,
@@ -537,7 +551,9 @@ def _request_prepare(
         )
     contents = [d.stored_file.content_raw for d in documents]
     kept = turns[budget.dropped_turns :]
-    messages = messages_assemble(system_prompt=system_prompt, documents=contents, turns=kept, question=question)
+    messages = messages_assemble(
+        system_prompt=system_prompt, documents=contents, turns=kept, question=question
+    )
     model, window, completion = budget.model, budget.context_length, budget.max_completion_tokens
     if context.needs_exact_count(budget):
         if not exact:
@@ -639,7 +655,11 @@ class StreamingAnswer:
 
     def progress(self) -> dict:
         with self.mutex:
-            fields = {"content": "".join(self.content), "reasoning": "".join(self.reasoning), "stream_cursor": self.cursor}
+            fields = {
+                "content": "".join(self.content),
+                "reasoning": "".join(self.reasoning),
+                "stream_cursor": self.cursor,
+            }
         if self.first_token_at is not None:
             fields["first_token_at"] = self.first_token_at
         return fields
@@ -911,13 +931,17 @@ def _answer_stream(answer_id: int, lock, prepared: PreparedRequest) -> str:
         logger.warning("answer %s: stream cut: %s", answer_id, exc)
         if not start_confirmed():
             return "finished"
-        answer_writer.call(_answer_finish, answer_id, state=State.INTERRUPTED, error=upstream_error_note(exc), **progress())
+        answer_writer.call(
+            _answer_finish, answer_id, state=State.INTERRUPTED, error=upstream_error_note(exc), **progress()
+        )
         return State.INTERRUPTED
     except MoonshotError as exc:
         logger.warning("answer %s failed: %s", answer_id, exc)
         if not start_confirmed():
             return "finished"
-        answer_writer.call(_answer_finish, answer_id, state=State.FAILED, error=upstream_error_note(exc), **progress())
+        answer_writer.call(
+            _answer_finish, answer_id, state=State.FAILED, error=upstream_error_note(exc), **progress()
+        )
         return State.FAILED
     except BaseException as exc:
         # The soft time limit, Redis going away, or a crash: keep what arrived, say which,

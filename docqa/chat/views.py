@@ -66,15 +66,23 @@ def _conversation_context(conversation: Conversation, **extra) -> dict:
 def conversation_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "")[:200]
     conversations = services.conversations_search(owner=request.user, query=query)
-    template = "chat/list.html#results" if request.htmx and request.htmx.target == "conversation-results" else "chat/list.html"
+    template = (
+        "chat/list.html#results"
+        if request.htmx and request.htmx.target == "conversation-results"
+        else "chat/list.html"
+    )
     return render(request, template, {"conversations": conversations, "query": query})
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def conversation_new(request: HttpRequest) -> HttpResponse:
-    documents = Document.objects.filter(owner=request.user, stored_file__status=Status.READY).select_related("stored_file")
-    selected = request.POST.getlist("documents") if request.method == "POST" else request.GET.getlist("document")
+    documents = Document.objects.filter(owner=request.user, stored_file__status=Status.READY).select_related(
+        "stored_file"
+    )
+    selected = (
+        request.POST.getlist("documents") if request.method == "POST" else request.GET.getlist("document")
+    )
     selected_ids = [int(value) for value in selected if value.isdigit()]
     error = ""
     if request.method == "POST":
@@ -117,9 +125,14 @@ def conversation_ask(request: HttpRequest, pk: int) -> HttpResponse:
         if request.htmx:
             # 200 plus a retarget: htmx does not swap error statuses, and the form must keep the text.
             response = render(
-                request, "chat/conversation.html#ask_form",
-                {"conversation": conversation, "question_text": text, "ask_error": str(exc),
-                 "question_limit": settings.DOCQA_MAX_QUESTION_CHARS},
+                request,
+                "chat/conversation.html#ask_form",
+                {
+                    "conversation": conversation,
+                    "question_text": text,
+                    "ask_error": str(exc),
+                    "question_limit": settings.DOCQA_MAX_QUESTION_CHARS,
+                },
             )
             return reswap(retarget(response, "#ask-form"), "outerHTML")
         messages.error(request, str(exc))
@@ -130,8 +143,13 @@ def conversation_ask(request: HttpRequest, pk: int) -> HttpResponse:
         return render(
             request,
             "chat/conversation.html#asked",
-            {"conversation": conversation, "question": question, "answer": answer, "last_message_id": answer.pk,
-             "question_limit": settings.DOCQA_MAX_QUESTION_CHARS},
+            {
+                "conversation": conversation,
+                "question": question,
+                "answer": answer,
+                "last_message_id": answer.pk,
+                "question_limit": settings.DOCQA_MAX_QUESTION_CHARS,
+            },
         )
     return redirect(f"{conversation.get_absolute_url()}#answer-{answer.pk}")
 
@@ -139,11 +157,18 @@ def conversation_ask(request: HttpRequest, pk: int) -> HttpResponse:
 def _ask_busy(request: HttpRequest, conversation: Conversation, text: str) -> HttpResponse:
     """503 with the form and its text kept; htmx gets the form as a 200 retarget, as other refusals."""
     error = _("The service is busy right now and your question was not saved. Please try again in a moment.")
-    form_context = {"conversation": conversation, "question_text": text, "ask_error": error,
-                    "question_limit": settings.DOCQA_MAX_QUESTION_CHARS}
+    form_context = {
+        "conversation": conversation,
+        "question_text": text,
+        "ask_error": error,
+        "question_limit": settings.DOCQA_MAX_QUESTION_CHARS,
+    }
     if request.htmx:
         # htmx does not swap error statuses; the form must show the message and keep the text.
-        response = reswap(retarget(render(request, "chat/conversation.html#ask_form", form_context), "#ask-form"), "outerHTML")
+        response = reswap(
+            retarget(render(request, "chat/conversation.html#ask_form", form_context), "#ask-form"),
+            "outerHTML",
+        )
     else:
         try:
             context = _conversation_context(conversation, question_text=text, ask_error=error)
@@ -180,7 +205,12 @@ def conversation_rename(request: HttpRequest, pk: int) -> HttpResponse:
             error = str(exc)
         else:
             return redirect(conversation)
-    return render(request, "chat/rename.html", {"conversation": conversation, "error": error}, status=400 if error else 200)
+    return render(
+        request,
+        "chat/rename.html",
+        {"conversation": conversation, "error": error},
+        status=400 if error else 200,
+    )
 
 
 @login_required
@@ -254,7 +284,12 @@ def _sse(event: str, data: str, entry_id: str | None = None) -> str:
 
 
 def _answer_context(answer: Message) -> dict:
-    last = Message.objects.filter(conversation_id=answer.conversation_id).order_by("-id").values_list("pk", flat=True).first()
+    last = (
+        Message.objects.filter(conversation_id=answer.conversation_id)
+        .order_by("-id")
+        .values_list("pk", flat=True)
+        .first()
+    )
     return {"answer": answer, "conversation": answer.conversation, "last_message_id": last}
 
 
@@ -288,13 +323,19 @@ async def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
             return
         client = streams.stream_client()
         try:
-            if last_event_id and await streams.answer_stream_has(client, answer_id=pk, entry_id=last_event_id):
+            if last_event_id and await streams.answer_stream_has(
+                client, answer_id=pk, entry_id=last_event_id
+            ):
                 cursor = last_event_id
             else:
                 # Snapshot: the saved text (as read a moment ago), then whatever came after that save.
                 backlog = await streams.answer_entries_since(client, answer_id=pk, after=answer.stream_cursor)
-                content = answer.content + "".join(f.get("t", "") for _i, f in backlog if f.get("k") == CONTENT)
-                reasoning = answer.reasoning + "".join(f.get("t", "") for _i, f in backlog if f.get("k") == REASONING)
+                content = answer.content + "".join(
+                    f.get("t", "") for _i, f in backlog if f.get("k") == CONTENT
+                )
+                reasoning = answer.reasoning + "".join(
+                    f.get("t", "") for _i, f in backlog if f.get("k") == REASONING
+                )
                 cursor = backlog[-1][0] if backlog else answer.stream_cursor
                 if answer.state != State.STREAMING or any(f.get("k") == END for _i, f in backlog):
                     yield _sse("done", await sync_to_async(_answer_html)(request, pk))
@@ -303,7 +344,7 @@ async def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
                 yield _sse("snapshot-content", html.escape(content), cursor or None)
             async for batch in streams.answer_entries(client, answer_id=pk, after=cursor):
                 if batch is None:
-                    state = (await Message.objects.filter(pk=pk).values_list("state", flat=True).afirst())
+                    state = await Message.objects.filter(pk=pk).values_list("state", flat=True).afirst()
                     if state != State.STREAMING:
                         yield _sse("done", await sync_to_async(_answer_html)(request, pk))
                         return

@@ -107,12 +107,29 @@ class RemoteCopyFilter(admin.SimpleListFilter):
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
     list_display = ["filename", "owner", "status", "size", "format", "tokens", "remote_id", "last_used_at"]
-    list_filter = [("stored_file__status", admin.ChoicesFieldListFilter), "stored_file__extension", "owner", RemoteCopyFilter]
+    list_filter = [
+        ("stored_file__status", admin.ChoicesFieldListFilter),
+        "stored_file__extension",
+        "owner",
+        RemoteCopyFilter,
+    ]
     search_fields = ["filename"]
     list_select_related = ["owner", "stored_file"]
     list_per_page = 50
     actions = ["reextract", "release_remote_copy"]
-    fields = ["filename", "owner", "stored_file", "status", "size", "format", "tokens", "remote_id", "error", "created_at", "last_used_at"]
+    fields = [
+        "filename",
+        "owner",
+        "stored_file",
+        "status",
+        "size",
+        "format",
+        "tokens",
+        "remote_id",
+        "error",
+        "created_at",
+        "last_used_at",
+    ]
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -128,7 +145,11 @@ class DocumentAdmin(admin.ModelAdmin):
         actions = super().get_actions(request)
         if "delete_selected" in actions:
             func, name, _description = actions["delete_selected"]
-            actions["delete_selected"] = (func, name, _("Delete entirely (document, local file and remote copy)"))
+            actions["delete_selected"] = (
+                func,
+                name,
+                _("Delete entirely (document, local file and remote copy)"),
+            )
         return actions
 
     def delete_model(self, request: HttpRequest, obj: Document) -> None:
@@ -169,7 +190,10 @@ class DocumentAdmin(admin.ModelAdmin):
     def error(self, obj: Document) -> str:
         return obj.stored_file.error_display
 
-    @admin.action(description=_("Re-extract (uploads the local file again if there is no remote copy)"), permissions=["act"])
+    @admin.action(
+        description=_("Re-extract (uploads the local file again if there is no remote copy)"),
+        permissions=["act"],
+    )
     def reextract(self, request: HttpRequest, queryset) -> None:
         _reextract(request, sorted(set(queryset.values_list("stored_file_id", flat=True))))
 
@@ -183,14 +207,37 @@ class DocumentAdmin(admin.ModelAdmin):
 
 @admin.register(StoredFile)
 class StoredFileAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "status", "size_display", "extension", "token_count", "remote_id", "document_count", "last_used_at"]
+    list_display = [
+        "__str__",
+        "status",
+        "size_display",
+        "extension",
+        "token_count",
+        "remote_id",
+        "document_count",
+        "last_used_at",
+    ]
     list_filter = ["status", "extension", RemoteCopyFilter]
     search_fields = ["sha256", "remote_id", "documents__filename"]
     actions = ["reextract", "release_remote_copy"]
     fields = [
-        "sha256", "size", "extension", "file", "status", "status_changed_at", "note", "attempts",
-        "remote_id", "remote_name", "remote_uploaded_at", "upload_started_at", "remote_missing_at",
-        "file_type", "token_count", "created_at", "last_used_at",
+        "sha256",
+        "size",
+        "extension",
+        "file",
+        "status",
+        "status_changed_at",
+        "note",
+        "attempts",
+        "remote_id",
+        "remote_name",
+        "remote_uploaded_at",
+        "upload_started_at",
+        "remote_missing_at",
+        "file_type",
+        "token_count",
+        "created_at",
+        "last_used_at",
     ]
     readonly_fields = fields
 
@@ -225,7 +272,10 @@ class StoredFileAdmin(admin.ModelAdmin):
     def remote_name(self, obj: StoredFile) -> str:
         return obj.remote_filename
 
-    @admin.action(description=_("Re-extract (uploads the local file again if there is no remote copy)"), permissions=["act"])
+    @admin.action(
+        description=_("Re-extract (uploads the local file again if there is no remote copy)"),
+        permissions=["act"],
+    )
     def reextract(self, request: HttpRequest, queryset) -> None:
         _reextract(request, list(queryset.values_list("pk", flat=True)))
 
@@ -237,8 +287,14 @@ class StoredFileAdmin(admin.ModelAdmin):
         wrap = self.admin_site.admin_view
         return [
             path("moonshot-account/", wrap(self.account_view), name="documents_storedfile_account"),
-            path("moonshot-account/job/", wrap(self.account_job_view), name="documents_storedfile_account_job"),
-            path("moonshot-account/sync/", wrap(self.account_sync_view), name="documents_storedfile_account_sync"),
+            path(
+                "moonshot-account/job/", wrap(self.account_job_view), name="documents_storedfile_account_job"
+            ),
+            path(
+                "moonshot-account/sync/",
+                wrap(self.account_sync_view),
+                name="documents_storedfile_account_sync",
+            ),
             path(
                 "moonshot-account/delete-orphans/",
                 wrap(self.account_delete_orphans_view),
@@ -274,7 +330,14 @@ class StoredFileAdmin(admin.ModelAdmin):
         return render(
             request,
             ACCOUNT_TEMPLATE,
-            self._context(request, overview=overview, rows=rows, show=show, job=job, kinds=[(kind, label, overview.counts[kind]) for kind, label in KIND_LABELS.items()]),
+            self._context(
+                request,
+                overview=overview,
+                rows=rows,
+                show=show,
+                job=job,
+                kinds=[(kind, label, overview.counts[kind]) for kind, label in KIND_LABELS.items()],
+            ),
         )
 
     @staticmethod

@@ -19,7 +19,11 @@ ENVELOPE_BYTES = 1024 * 1024
 
 def upload_size_guard(app):
     async def guarded(scope, receive, send):
-        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith("/documents/upload/"):
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not scope["path"].endswith("/documents/upload/")
+        ):
             return await app(scope, receive, send)
         limit = settings.DOCQA_MAX_UPLOAD_BYTES + ENVELOPE_BYTES
         headers = dict(scope.get("headers") or [])

@@ -106,8 +106,7 @@ def remote_files_classify(*, remote: Iterable[FileObject], now: datetime | None 
     grace = timedelta(seconds=settings.DOCQA_ORPHAN_GRACE)
     remote = list(remote)
     local = {
-        row["remote_id"]: row
-        for row in StoredFile.objects.exclude(remote_id="").values("pk", "remote_id")
+        row["remote_id"]: row for row in StoredFile.objects.exclude(remote_id="").values("pk", "remote_id")
     }
     tokens = {remote_name_token(item.filename) for item in remote} - {None}
     by_token = {
@@ -116,16 +115,22 @@ def remote_files_classify(*, remote: Iterable[FileObject], now: datetime | None 
             "pk", "upload_token", "status", "remote_id"
         )
     }
-    names = _document_names(
-        [row["pk"] for row in local.values()] + [row["pk"] for row in by_token.values()]
-    )
+    names = _document_names([row["pk"] for row in local.values()] + [row["pk"] for row in by_token.values()])
     rows = []
     for item in remote:
         created = _created(item)
-        base = dict(remote_id=item.id, filename=item.filename, bytes=item.bytes, created_at=created, status=item.status)
+        base = dict(
+            remote_id=item.id,
+            filename=item.filename,
+            bytes=item.bytes,
+            created_at=created,
+            status=item.status,
+        )
         if item.id in local:
             pk = local[item.id]["pk"]
-            rows.append(RemoteRow(kind=RemoteKind.LINKED, stored_file_id=pk, documents=names.get(pk, ()), **base))
+            rows.append(
+                RemoteRow(kind=RemoteKind.LINKED, stored_file_id=pk, documents=names.get(pk, ()), **base)
+            )
             continue
         token = remote_name_token(item.filename)
         if token is None:
@@ -134,7 +139,9 @@ def remote_files_classify(*, remote: Iterable[FileObject], now: datetime | None 
         owner = by_token.get(token)
         if owner is not None and _is_in_flight(owner):
             pk = owner["pk"]
-            rows.append(RemoteRow(kind=RemoteKind.IN_FLIGHT, stored_file_id=pk, documents=names.get(pk, ()), **base))
+            rows.append(
+                RemoteRow(kind=RemoteKind.IN_FLIGHT, stored_file_id=pk, documents=names.get(pk, ()), **base)
+            )
             continue
         old_enough = created is None or now - created >= grace
         rows.append(RemoteRow(kind=RemoteKind.ORPHAN, deletable_now=old_enough, **base))
@@ -150,7 +157,9 @@ def _document_names(stored_file_ids: list[int]) -> dict[int, tuple[str, ...]]:
     from docqa.documents.models import Document
 
     names: dict[int, list[str]] = {}
-    rows = Document.objects.filter(stored_file_id__in=stored_file_ids).values_list("stored_file_id", "filename")
+    rows = Document.objects.filter(stored_file_id__in=stored_file_ids).values_list(
+        "stored_file_id", "filename"
+    )
     for stored_file_id, filename in rows.order_by("pk"):
         names.setdefault(stored_file_id, []).append(filename)
     return {key: tuple(value) for key, value in names.items()}
@@ -179,7 +188,13 @@ def snapshot_record(*, remote: list[FileObject], balance: dict | None, taken_at:
     payload = {
         "taken_at": taken_at.isoformat(),
         "files": [
-            {"id": f.id, "filename": f.filename, "bytes": f.bytes, "created_at": f.created_at, "status": f.status}
+            {
+                "id": f.id,
+                "filename": f.filename,
+                "bytes": f.bytes,
+                "created_at": f.created_at,
+                "status": f.status,
+            }
             for f in remote
         ],
         "balance": balance,
@@ -275,9 +290,16 @@ class ReconcileReport:
         )
         return note(
             message,
-            files=self.remote_files, linked=self.linked, in_flight=self.in_flight, foreign=self.foreign,
-            orphans=self.orphans, deletable=self.orphans - self.orphans_young, deleted=self.orphans_deleted,
-            failed=self.orphans_failed, young=self.orphans_young, missing=self.missing_marked,
+            files=self.remote_files,
+            linked=self.linked,
+            in_flight=self.in_flight,
+            foreign=self.foreign,
+            orphans=self.orphans,
+            deletable=self.orphans - self.orphans_young,
+            deleted=self.orphans_deleted,
+            failed=self.orphans_failed,
+            young=self.orphans_young,
+            missing=self.missing_marked,
         )
 
 
@@ -303,7 +325,9 @@ def _reconcile(*, dry_run: bool, progress: Progress | None) -> ReconcileReport:
     client = moonshot_client()
     listed_at = timezone.now()
     remote = client.files_list()
-    report = ReconcileReport(dry_run=dry_run, remote_files=len(remote), remote_bytes=sum(f.bytes for f in remote))
+    report = ReconcileReport(
+        dry_run=dry_run, remote_files=len(remote), remote_bytes=sum(f.bytes for f in remote)
+    )
     if not dry_run:
         snapshot_record(remote=remote, balance=_balance_or_none(client), taken_at=listed_at)
 
@@ -323,7 +347,9 @@ def _reconcile(*, dry_run: bool, progress: Progress | None) -> ReconcileReport:
     report.missing_ids = [stored.remote_id for stored in missing]
     if not dry_run:
         for stored in missing:
-            report.missing_marked += stored_file_mark_missing(stored_file_id=stored.pk, remote_id=stored.remote_id)
+            report.missing_marked += stored_file_mark_missing(
+                stored_file_id=stored.pk, remote_id=stored.remote_id
+            )
     else:
         report.missing_marked = len(missing)
 
@@ -338,7 +364,9 @@ def _reconcile(*, dry_run: bool, progress: Progress | None) -> ReconcileReport:
     if report.orphans_deleted or report.missing_marked:
         logger.info(
             "reconcile: %s orphans deleted, %s failed, %s missing copies marked",
-            report.orphans_deleted, report.orphans_failed, report.missing_marked,
+            report.orphans_deleted,
+            report.orphans_failed,
+            report.missing_marked,
         )
     return report
 
@@ -377,9 +405,14 @@ class OrphanOutcome:
 
     def summary(self) -> str:
         return note(
-            N_("Orphans deleted: %(deleted)s. Already gone: %(gone)s. Failed (retried at the next sync): "
-               "%(failed)s. Kept because they are no longer orphans: %(refused)s."),
-            deleted=self.deleted, gone=self.already_gone, failed=self.failed, refused=self.refused,
+            N_(
+                "Orphans deleted: %(deleted)s. Already gone: %(gone)s. Failed (retried at the next sync): "
+                "%(failed)s. Kept because they are no longer orphans: %(refused)s."
+            ),
+            deleted=self.deleted,
+            gone=self.already_gone,
+            failed=self.failed,
+            refused=self.refused,
         )
 
 
@@ -597,14 +630,22 @@ class RetentionReport:
             return note(N_("The retention policy was already being applied; nothing done."))
         if self.dry_run:
             return note(
-                N_("Dry run (policy %(policy)s). Remote copies that would be deleted, their text kept: "
-                   "%(count)s (%(mb)s MB)."),
-                policy=self.policy, count=self.released, mb=round(self.released_bytes / 1024**2, 1),
+                N_(
+                    "Dry run (policy %(policy)s). Remote copies that would be deleted, their text kept: "
+                    "%(count)s (%(mb)s MB)."
+                ),
+                policy=self.policy,
+                count=self.released,
+                mb=round(self.released_bytes / 1024**2, 1),
             )
         return note(
-            N_("Policy %(policy)s. Remote copies deleted, their text kept: %(count)s (%(mb)s MB). "
-               "Waiting uploads resumed: %(resumed)s."),
-            policy=self.policy, count=self.released, mb=round(self.released_bytes / 1024**2, 1),
+            N_(
+                "Policy %(policy)s. Remote copies deleted, their text kept: %(count)s (%(mb)s MB). "
+                "Waiting uploads resumed: %(resumed)s."
+            ),
+            policy=self.policy,
+            count=self.released,
+            mb=round(self.released_bytes / 1024**2, 1),
             resumed=self.resumed,
         )
 
@@ -731,7 +772,13 @@ class AccountOverview:
         return [row.remote_id for row in self.rows if row.kind == RemoteKind.ORPHAN]
 
 
-_KIND_ORDER = {RemoteKind.ORPHAN: 0, RemoteKind.MISSING: 1, RemoteKind.IN_FLIGHT: 2, RemoteKind.LINKED: 3, RemoteKind.FOREIGN: 4}
+_KIND_ORDER = {
+    RemoteKind.ORPHAN: 0,
+    RemoteKind.MISSING: 1,
+    RemoteKind.IN_FLIGHT: 2,
+    RemoteKind.LINKED: 3,
+    RemoteKind.FOREIGN: 4,
+}
 
 
 def account_overview() -> AccountOverview:
@@ -739,12 +786,19 @@ def account_overview() -> AccountOverview:
     snapshot = snapshot_get()
     remote = _snapshot_files(snapshot) if snapshot else []
     rows = remote_files_classify(remote=remote) if snapshot else []
-    missing = StoredFile.objects.filter(remote_id="", remote_missing_at__isnull=False).order_by("-remote_missing_at")
+    missing = StoredFile.objects.filter(remote_id="", remote_missing_at__isnull=False).order_by(
+        "-remote_missing_at"
+    )
     names = _document_names([stored.pk for stored in missing])
     rows += [
         RemoteRow(
-            kind=RemoteKind.MISSING, remote_id="", filename=stored.remote_filename, bytes=stored.size,
-            created_at=stored.remote_missing_at, status=stored.status, stored_file_id=stored.pk,
+            kind=RemoteKind.MISSING,
+            remote_id="",
+            filename=stored.remote_filename,
+            bytes=stored.size,
+            created_at=stored.remote_missing_at,
+            status=stored.status,
+            stored_file_id=stored.pk,
             documents=names.get(stored.pk, ()),
         )
         for stored in missing
@@ -836,4 +890,6 @@ def job_progress(job_id: str | None) -> Progress:
 
 
 def job_finish(job_id: str | None, *, summary: str, failed: bool = False) -> None:
-    _job_update(job_id, state="failed" if failed else "done", summary=summary, finished_at=timezone.now().isoformat())
+    _job_update(
+        job_id, state="failed" if failed else "done", summary=summary, finished_at=timezone.now().isoformat()
+    )

@@ -40,12 +40,20 @@ class StoredFile(models.Model):
     extension = models.CharField(max_length=10, verbose_name=_("extension"))
     file = models.FileField(upload_to=stored_file_path, max_length=255, verbose_name=_("file"))
     # Part of the remote file name, so a retry after a crash can find an upload that landed.
-    upload_token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name=_("upload token"))
+    upload_token = models.UUIDField(
+        default=uuid.uuid4, unique=True, editable=False, verbose_name=_("upload token")
+    )
 
     status = models.CharField(
-        max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True, verbose_name=_("status"),
+        max_length=12,
+        choices=Status.choices,
+        default=Status.QUEUED,
+        db_index=True,
+        verbose_name=_("status"),
     )
-    status_changed_at = models.DateTimeField(default=timezone.now, db_index=True, verbose_name=_("status changed"))
+    status_changed_at = models.DateTimeField(
+        default=timezone.now, db_index=True, verbose_name=_("status changed")
+    )
     last_error = models.TextField(blank=True, verbose_name=_("last error"))
     attempts = models.PositiveIntegerField(default=0, verbose_name=_("attempts"))
 
@@ -54,10 +62,14 @@ class StoredFile(models.Model):
     upload_started_at = models.DateTimeField(null=True, blank=True, verbose_name=_("upload started"))
     # Set when reconciliation found the remote copy gone without docqa deleting it; the
     # extracted text stays, and a re-extraction uploads the local file again.
-    remote_missing_at = models.DateTimeField(null=True, blank=True, verbose_name=_("missing on Moonshot since"))
+    remote_missing_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("missing on Moonshot since")
+    )
 
     content_raw = models.TextField(
-        blank=True, help_text=_("Exactly as Moonshot returned it."), verbose_name=_("extracted content (raw)"),
+        blank=True,
+        help_text=_("Exactly as Moonshot returned it."),
+        verbose_name=_("extracted content (raw)"),
     )
     content_text = models.TextField(blank=True, verbose_name=_("extracted text"))
     file_type = models.CharField(max_length=100, blank=True, verbose_name=_("file type"))
@@ -88,10 +100,16 @@ class Document(models.Model):
     """A user's upload: their name for a stored file."""
 
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="documents", verbose_name=_("owner"),
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="documents",
+        verbose_name=_("owner"),
     )
     stored_file = models.ForeignKey(
-        StoredFile, on_delete=models.PROTECT, related_name="documents", verbose_name=_("stored file"),
+        StoredFile,
+        on_delete=models.PROTECT,
+        related_name="documents",
+        verbose_name=_("stored file"),
     )
     filename = models.CharField(max_length=255, verbose_name=_("file name"))
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("uploaded"))

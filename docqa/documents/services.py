@@ -80,7 +80,9 @@ def upload_validate(*, filename: str, size: int) -> None:
     if ext not in SUPPORTED_FORMATS:
         if ext:
             raise UploadRejected(
-                _("“%(name)s”: .%(ext)s files are not supported. Upload PDF, Office, text, code or image files.")
+                _(
+                    "“%(name)s”: .%(ext)s files are not supported. Upload PDF, Office, text, code or image files."
+                )
                 % {"name": filename, "ext": ext}
             )
         raise UploadRejected(
@@ -280,8 +282,14 @@ def _stored_file_upload(*, stored: StoredFile, client) -> StoredFile:
     if not account_has_room(size=stored.size):
         stored_file_note(
             stored_file_id=stored.pk,
-            message=note(N_("Waiting for room: the Moonshot account is full (it holds at most %(files)s files "
-                "and %(gb)s GB). It will continue by itself once an administrator frees room."), files=settings.DOCQA_ACCOUNT_MAX_FILES, gb=settings.DOCQA_ACCOUNT_MAX_BYTES // 1024**3),
+            message=note(
+                N_(
+                    "Waiting for room: the Moonshot account is full (it holds at most %(files)s files "
+                    "and %(gb)s GB). It will continue by itself once an administrator frees room."
+                ),
+                files=settings.DOCQA_ACCOUNT_MAX_FILES,
+                gb=settings.DOCQA_ACCOUNT_MAX_BYTES // 1024**3,
+            ),
         )
         _account_full_reported()
         return stored
@@ -305,7 +313,10 @@ def _stored_file_upload(*, stored: StoredFile, client) -> StoredFile:
                 stored_file_id=stored.pk,
                 from_statuses=(Status.UPLOADING,),
                 to_status=Status.QUEUED,
-                last_error=note(N_("Waiting for room: Moonshot says the account is full (%(detail)s)."), detail=exc.message),
+                last_error=note(
+                    N_("Waiting for room: Moonshot says the account is full (%(detail)s)."),
+                    detail=exc.message,
+                ),
             )
             _account_full_reported()
             stored.refresh_from_db()
@@ -360,7 +371,10 @@ def _remote_wait_extracted(*, stored: StoredFile, client, budget: float = 30.0):
         ):
             stored_file_fail(
                 stored_file_id=stored.pk,
-                message=note(N_("Moonshot took longer than %(seconds)s seconds to extract this file."), seconds=settings.DOCQA_EXTRACT_POLL_TIMEOUT),
+                message=note(
+                    N_("Moonshot took longer than %(seconds)s seconds to extract this file."),
+                    seconds=settings.DOCQA_EXTRACT_POLL_TIMEOUT,
+                ),
             )
             return remote
         if time.monotonic() + delay > deadline:
@@ -395,7 +409,10 @@ def stored_file_record_failure(*, stored_file_id: int, exc: MoonshotError, final
     if final:
         stored_file_fail(stored_file_id=stored_file_id, message=message)
     else:
-        stored_file_note(stored_file_id=stored_file_id, message=note(N_("%(reason)s Retrying automatically…"), reason=message))
+        stored_file_note(
+            stored_file_id=stored_file_id,
+            message=note(N_("%(reason)s Retrying automatically…"), reason=message),
+        )
 
 
 def documents_stale_requeue() -> int:

@@ -80,7 +80,9 @@ def document_ingest(self, stored_file_id: int) -> str:
             return "failed"
         raise self.retry(countdown=_backoff(attempts - 1), max_retries=None) from None
     except SoftTimeLimitExceeded:
-        services.stored_file_note(stored_file_id=stored_file_id, message=note(N_("This is taking long; trying again…")))
+        services.stored_file_note(
+            stored_file_id=stored_file_id, message=note(N_("This is taking long; trying again…"))
+        )
         raise self.retry(countdown=5, max_retries=None) from None
     finally:
         renewal.stop()
@@ -148,7 +150,9 @@ def orphans_delete(self, remote_ids: list[str], job_id: str | None = None) -> st
     """The admin's "delete orphans": delete these remote files if they are still orphans."""
     housekeeping = _housekeeping()
     try:
-        outcome = housekeeping.orphans_delete(remote_ids=remote_ids, progress=housekeeping.job_progress(job_id))
+        outcome = housekeeping.orphans_delete(
+            remote_ids=remote_ids, progress=housekeeping.job_progress(job_id)
+        )
     except MoonshotError as exc:
         logger.warning("orphans delete: %s", exc)
         if exc.retryable and self.request.retries < self.max_retries:

@@ -79,7 +79,10 @@ def document_upload(request: HttpRequest) -> HttpResponse:
         if result.created:
             messages.success(request, _("“%(name)s” uploaded.") % {"name": result.document.filename})
         else:
-            messages.info(request, _("You already uploaded this file as “%(name)s”.") % {"name": result.document.filename})
+            messages.info(
+                request,
+                _("You already uploaded this file as “%(name)s”.") % {"name": result.document.filename},
+            )
     return redirect("documents:list")
 
 
@@ -99,7 +102,9 @@ def document_detail(request: HttpRequest, pk: int) -> HttpResponse:
             response["HX-Refresh"] = "true"  # the text has arrived: show the whole page
         return response
     text = document.stored_file.content_text
-    pages = Paginator([text[i : i + TEXT_PAGE_CHARS] for i in range(0, len(text), TEXT_PAGE_CHARS)] or [""], 1)
+    pages = Paginator(
+        [text[i : i + TEXT_PAGE_CHARS] for i in range(0, len(text), TEXT_PAGE_CHARS)] or [""], 1
+    )
     page = pages.get_page(request.GET.get("page"))
     return render(request, "documents/detail.html", {"document": document, "page": page})
 

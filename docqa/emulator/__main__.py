@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     knobs = Knobs()
     knobs.update(INTERACTIVE_DEFAULTS)
     try:
@@ -39,13 +41,21 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(exc))
     # Only values the environment actually sets replace the interactive defaults.
     knobs.update({k: v for k, v in env_knobs.as_json().items() if f"EMULATOR_{k.upper()}" in os.environ})
-    flags = {"first_token_delay": args.first_token_delay, "chunk_delay": args.chunk_delay,
-             "extract_delay": args.extract_delay}
+    flags = {
+        "first_token_delay": args.first_token_delay,
+        "chunk_delay": args.chunk_delay,
+        "extract_delay": args.extract_delay,
+    }
     knobs.update({k: v for k, v in flags.items() if v is not None})
 
     app = create_app(data_dir=args.data_dir, api_key=args.api_key, knobs=knobs)
     uvicorn.run(
-        app, host=args.host, port=args.port, log_level=args.log_level, backlog=2048, timeout_graceful_shutdown=2
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        backlog=2048,
+        timeout_graceful_shutdown=2,
     )
 
 

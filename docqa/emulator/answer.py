@@ -67,9 +67,7 @@ def _stem(word: str) -> str:
 
 def terms(text: str) -> list[str]:
     """Lowercased, stemmed words (minus stop words) and CJK bigrams: the units of matching."""
-    found = [
-        _stem(w.lower()) for w in _WORD.findall(text) if len(w) > 1 and w.lower() not in _STOPWORDS
-    ]
+    found = [_stem(w.lower()) for w in _WORD.findall(text) if len(w) > 1 and w.lower() not in _STOPWORDS]
     for run in _CJK_RUN.findall(text):
         chars = [c for c in run if c not in _CJK_STOPCHARS] or list(run)
         if len(run) == 1:
@@ -94,7 +92,9 @@ def message_text(content: object) -> str:
         return content
     if isinstance(content, list):
         return "\n".join(
-            str(part.get("text", "")) for part in content if isinstance(part, dict) and part.get("type") == "text"
+            str(part.get("text", ""))
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
         )
     return ""
 

@@ -51,7 +51,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         error = ApiError(404, RESOURCE_NOT_FOUND, f"no such route: {request.method} {request.url.path}")
     elif exc.status_code == 405:
-        error = ApiError(405, INVALID_REQUEST, f"method {request.method} is not allowed on {request.url.path}")
+        error = ApiError(
+            405, INVALID_REQUEST, f"method {request.method} is not allowed on {request.url.path}"
+        )
     else:
         error = ApiError(exc.status_code, INVALID_REQUEST, str(exc.detail))
     return error_response(error)

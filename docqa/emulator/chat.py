@@ -122,7 +122,10 @@ def chat_request_parse(body: dict) -> ChatRequest:
     thinking_option = body.get("thinking")
     thinking_type = "enabled"
     if thinking_option is not None:
-        if not isinstance(thinking_option, dict) or thinking_option.get("type") not in ("enabled", "disabled"):
+        if not isinstance(thinking_option, dict) or thinking_option.get("type") not in (
+            "enabled",
+            "disabled",
+        ):
             raise invalid_request('thinking must be {"type": "enabled"} or {"type": "disabled"}')
         thinking_type = thinking_option["type"]
     thinking = model.always_thinks or (model.thinking_switch and thinking_type == "enabled")
@@ -136,8 +139,13 @@ def chat_request_parse(body: dict) -> ChatRequest:
             f"(prompt {prompt_tokens} tokens + max_tokens {max_tokens})"
         )
     return ChatRequest(
-        model=model, messages=messages, max_tokens=max_tokens, stream=stream,
-        include_usage=include_usage, thinking=thinking, n=n,
+        model=model,
+        messages=messages,
+        max_tokens=max_tokens,
+        stream=stream,
+        include_usage=include_usage,
+        thinking=thinking,
+        n=n,
     )
 
 
@@ -196,7 +204,9 @@ async def chat_completions(request: Request) -> Response:
     if chat.stream:
         events = _events(chat, deltas, finish_reason, usage, completion_id, created, knobs)
         return StreamingResponse(
-            events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+            events,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     message: dict = {"role": "assistant", "content": "".join(d.text for d in deltas if d.field == "content")}
     if chat.thinking:
@@ -209,7 +219,8 @@ async def chat_completions(request: Request) -> Response:
             "created": created,
             "model": chat.model.id,
             "choices": [
-                {"index": index, "message": message, "finish_reason": finish_reason} for index in range(chat.n)
+                {"index": index, "message": message, "finish_reason": finish_reason}
+                for index in range(chat.n)
             ],
             "usage": usage,
         }
@@ -217,7 +228,11 @@ async def chat_completions(request: Request) -> Response:
 
 
 def _sse(payload: dict | str) -> bytes:
-    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    data = (
+        payload
+        if isinstance(payload, str)
+        else json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    )
     return f"data: {data}\n\n".encode()
 
 
@@ -255,10 +270,16 @@ async def _events(
         yield _sse(chunk({delta.field: delta.text}))
     yield _sse(chunk({}, finish_reason, usage))
     if chat.include_usage:
-        yield _sse({
-            "id": completion_id, "object": "chat.completion.chunk", "created": created,
-            "model": chat.model.id, "choices": [], "usage": usage,
-        })
+        yield _sse(
+            {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": chat.model.id,
+                "choices": [],
+                "usage": usage,
+            }
+        )
     yield _sse("[DONE]")
 
 

@@ -20,9 +20,13 @@ class EmulatorControl:
         self.timeout = timeout
 
     def _call(self, method: str, path: str, payload: dict | None = None) -> Any:
-        response = requests.request(method, f"{self.root}/_emulator/{path}", json=payload, timeout=self.timeout)
+        response = requests.request(
+            method, f"{self.root}/_emulator/{path}", json=payload, timeout=self.timeout
+        )
         if response.status_code >= 400:
-            raise RuntimeError(f"emulator control {method} {path} failed: {response.status_code} {response.text}")
+            raise RuntimeError(
+                f"emulator control {method} {path} failed: {response.status_code} {response.text}"
+            )
         return response.json()
 
     def add_fault(
@@ -51,9 +55,17 @@ class EmulatorControl:
         if count is _UNSET:
             count = None if probability is not None else 1
         spec = {
-            "method": method, "path": path, "kind": kind, "status": status, "error_type": error_type,
-            "message": message, "count": count, "probability": probability, "retry_after": retry_after,
-            "after_chunks": after_chunks, "seconds": seconds,
+            "method": method,
+            "path": path,
+            "kind": kind,
+            "status": status,
+            "error_type": error_type,
+            "message": message,
+            "count": count,
+            "probability": probability,
+            "retry_after": retry_after,
+            "after_chunks": after_chunks,
+            "seconds": seconds,
         }
         return self._call("POST", "faults", spec)["id"]
 
@@ -71,7 +83,9 @@ class EmulatorControl:
 
     def fake_files(self, *, count: int, bytes_each: int, filename: str = "filler.pdf") -> list[str]:
         """Add `count` file records of `bytes_each` bytes with no bytes on disk; return their ids."""
-        return self._call("POST", "fake-files", {"count": count, "bytes_each": bytes_each, "filename": filename})["ids"]
+        return self._call(
+            "POST", "fake-files", {"count": count, "bytes_each": bytes_each, "filename": filename}
+        )["ids"]
 
     def stats(self) -> dict:
         """Request counts by route, `last_chat_request_at`, and the `files` and `bytes` held."""

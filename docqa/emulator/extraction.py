@@ -78,6 +78,7 @@ def extract(path: Path, filename: str) -> Extraction:
 
 # -- plain text and HTML -------------------------------------------------------------------
 
+
 def _text_decode(data: bytes) -> tuple[str, str]:
     """Decode text as UTF-8 (BOMs honoured), then GB18030, then UTF-8 with replacements."""
     if data.startswith(b"\xef\xbb\xbf"):
@@ -98,8 +99,29 @@ def _text_decode(data: bytes) -> tuple[str, str]:
 class _HtmlText(HTMLParser):
     _SKIP = {"script", "style", "noscript", "template", "head"}
     _BLOCK = {
-        "p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article",
-        "header", "footer", "pre", "blockquote", "table", "ul", "ol", "dd", "dt", "hr",
+        "p",
+        "div",
+        "br",
+        "li",
+        "tr",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "pre",
+        "blockquote",
+        "table",
+        "ul",
+        "ol",
+        "dd",
+        "dt",
+        "hr",
     }
 
     def __init__(self) -> None:
@@ -147,6 +169,7 @@ def html_to_text(markup: str) -> tuple[str, str]:
 
 # -- office documents and PDF --------------------------------------------------------------
 
+
 def _pdf(path: Path, filename: str, file_type: str) -> Extraction:
     from pypdf import PdfReader
 
@@ -168,7 +191,9 @@ def _pdf(path: Path, filename: str, file_type: str) -> Extraction:
     except ExtractionError:
         raise
     except Exception as exc:
-        raise ExtractionError(f"file is damaged or not a PDF: it could not be opened ({_short(exc)})") from exc
+        raise ExtractionError(
+            f"file is damaged or not a PDF: it could not be opened ({_short(exc)})"
+        ) from exc
     text = "\n\n".join(page.strip() for page in pages if page.strip())
     if not text:
         note = (
@@ -187,7 +212,9 @@ def _office_open_error(path: Path, kind: str, exc: Exception) -> ExtractionError
             f"file is encrypted (a password-protected {kind} document) or an old binary Office "
             "file renamed; it cannot be opened"
         )
-    return ExtractionError(f"file is damaged or is not a valid {kind} file: it could not be opened ({_short(exc)})")
+    return ExtractionError(
+        f"file is damaged or is not a valid {kind} file: it could not be opened ({_short(exc)})"
+    )
 
 
 def _docx(path: Path, file_type: str) -> Extraction:
@@ -203,7 +230,9 @@ def _docx(path: Path, file_type: str) -> Extraction:
             blocks.append(_table_text([[cell.text for cell in row.cells] for row in block.rows]))
         elif block.text.strip():
             blocks.append(block.text)
-    return Extraction("\n\n".join(b for b in blocks if b), file_type, title=document.core_properties.title or "")
+    return Extraction(
+        "\n\n".join(b for b in blocks if b), file_type, title=document.core_properties.title or ""
+    )
 
 
 def _xlsx(path: Path, file_type: str) -> Extraction:
@@ -241,7 +270,9 @@ def _pptx(path: Path, file_type: str) -> Extraction:
     for number, slide in enumerate(presentation.slides, start=1):
         texts = list(_shape_texts(slide.shapes))
         if slide.has_notes_slide:
-            notes = slide.notes_slide.notes_text_frame.text.strip() if slide.notes_slide.notes_text_frame else ""
+            notes = (
+                slide.notes_slide.notes_text_frame.text.strip() if slide.notes_slide.notes_text_frame else ""
+            )
             if notes:
                 texts.append(f"Notes: {notes}")
         slides.append(f"## Slide {number}\n" + "\n".join(texts))
@@ -255,7 +286,9 @@ def _shape_texts(shapes) -> list[str]:
             texts.extend(_shape_texts(shape.shapes))
         elif getattr(shape, "has_table", False) and shape.has_table:
             texts.append(_table_text([[cell.text for cell in row.cells] for row in shape.table.rows]))
-        elif getattr(shape, "has_text_frame", False) and shape.has_text_frame and shape.text_frame.text.strip():
+        elif (
+            getattr(shape, "has_text_frame", False) and shape.has_text_frame and shape.text_frame.text.strip()
+        ):
             texts.append(shape.text_frame.text)
     return texts
 
@@ -265,6 +298,7 @@ def _table_text(rows: list[list[str]]) -> str:
 
 
 # -- e-books and legacy binaries -----------------------------------------------------------
+
 
 def _epub(path: Path, file_type: str) -> Extraction:
     try:
@@ -277,7 +311,9 @@ def _epub(path: Path, file_type: str) -> Extraction:
                 if text:
                     texts.append(text)
     except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, OSError) as exc:
-        raise ExtractionError(f"file is damaged or not an EPUB book: it could not be opened ({_short(exc)})") from exc
+        raise ExtractionError(
+            f"file is damaged or not an EPUB book: it could not be opened ({_short(exc)})"
+        ) from exc
     if not texts:
         raise ExtractionError("the EPUB book holds no readable text (it may be DRM-protected)")
     return Extraction("\n\n".join(texts), file_type)
@@ -294,7 +330,8 @@ def _epub_reading_order(book: zipfile.ZipFile) -> list[str]:
         base = posixpath.dirname(opf_path)
         manifest = {
             el.attrib["id"]: posixpath.normpath(posixpath.join(base, el.attrib["href"]))
-            for el in opf.iter() if el.tag.endswith("item") and "id" in el.attrib and "href" in el.attrib
+            for el in opf.iter()
+            if el.tag.endswith("item") and "id" in el.attrib and "href" in el.attrib
         }
         spine = [manifest[el.attrib["idref"]] for el in opf.iter() if el.tag.endswith("itemref")]
         ordered = [name for name in spine if name in names]
@@ -340,6 +377,7 @@ def _legacy(path: Path, extension: str, file_type: str) -> Extraction:
 
 # -- images --------------------------------------------------------------------------------
 
+
 def _image(path: Path, filename: str, extension: str, file_type: str) -> Extraction:
     from PIL import Image, UnidentifiedImageError
 
@@ -351,7 +389,9 @@ def _image(path: Path, filename: str, extension: str, file_type: str) -> Extract
             # Vector images (and formats this Pillow build may lack) are not a sign of damage.
             note = f"[offline mode: image {filename}; no OCR or image understanding offline]"
             return Extraction(note, file_type)
-        raise ExtractionError(f"file is damaged or not an image: it could not be opened ({_short(exc)})") from exc
+        raise ExtractionError(
+            f"file is damaged or not an image: it could not be opened ({_short(exc)})"
+        ) from exc
     note = f"[offline mode: image {filename}, {width}×{height}; no OCR offline]"
     return Extraction(note, file_type)
 

@@ -32,8 +32,7 @@ def _state(request: Request) -> EmulatorState:
 
 def _too_large(limit: int) -> ApiError:
     return invalid_request(
-        f"file too large: a file may be at most {limit // MB} MB; "
-        "split it or compress it and upload again"
+        f"file too large: a file may be at most {limit // MB} MB; split it or compress it and upload again"
     )
 
 
@@ -56,7 +55,9 @@ async def _upload_receive(request: Request, temp_path: Path, max_bytes: int) -> 
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
-        raise invalid_request("the upload must be multipart/form-data with a `file` part and a `purpose` field")
+        raise invalid_request(
+            "the upload must be multipart/form-data with a `file` part and a `purpose` field"
+        )
 
     upload = _Upload(temp_path=temp_path)
     part: dict = {}
@@ -260,8 +261,7 @@ async def files_content(request: Request) -> Response:
         )
     if record.status == "processing":
         raise invalid_request(
-            f"file {record.id} is still being processed (status: processing); "
-            "retry when its status is ok"
+            f"file {record.id} is still being processed (status: processing); retry when its status is ok"
         )
     if record.status == "error":
         raise invalid_request(f"file {record.id} could not be extracted: {record.status_details}")

@@ -22,7 +22,10 @@ LEGACY_EXTENSIONS = frozenset({".doc", ".dot", ".xls", ".ppt", ".mobi"})
 # The list Moonshot documents for file-extract (it ends in "etc."; .jpg and .htm are the
 # obvious spellings it leaves out).
 EXTRACT_EXTENSIONS = (
-    IMAGE_EXTENSIONS | TEXT_EXTENSIONS | HTML_EXTENSIONS | LEGACY_EXTENSIONS
+    IMAGE_EXTENSIONS
+    | TEXT_EXTENSIONS
+    | HTML_EXTENSIONS
+    | LEGACY_EXTENSIONS
     | {".pdf", ".docx", ".xlsx", ".pptx", ".epub"}
 )
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".webm", ".avi", ".mkv", ".m4v"})
@@ -80,9 +83,7 @@ def media_type_of(filename: str) -> str:
 def upload_check(filename: str, purpose: str) -> None:
     """Raise the API's 400 if this purpose or this file type is not accepted."""
     if purpose not in PURPOSES:
-        raise invalid_request(
-            f"invalid purpose {purpose!r}: it must be one of {', '.join(PURPOSES)}"
-        )
+        raise invalid_request(f"invalid purpose {purpose!r}: it must be one of {', '.join(PURPOSES)}")
     if not filename:
         raise invalid_request("the file part has no filename; the file type cannot be told")
     extension = extension_of(filename)
@@ -96,6 +97,11 @@ def upload_check(filename: str, purpose: str) -> None:
 
 
 __all__ = [
-    "ALLOWED_BY_PURPOSE", "EXTRACT_EXTENSIONS", "IMAGE_EXTENSIONS", "PURPOSES",
-    "extension_of", "media_type_of", "upload_check",
+    "ALLOWED_BY_PURPOSE",
+    "EXTRACT_EXTENSIONS",
+    "IMAGE_EXTENSIONS",
+    "PURPOSES",
+    "extension_of",
+    "media_type_of",
+    "upload_check",
 ]

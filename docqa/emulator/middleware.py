@@ -89,7 +89,9 @@ class EmulatorMiddleware:
                 await connection_drop(receive, abort=True)
                 return
             elif fault.kind == "extract_error":
-                scope.setdefault("state", {})["extract_error"] = fault.message or "extraction failed (injected fault)"
+                scope.setdefault("state", {})["extract_error"] = (
+                    fault.message or "extraction failed (injected fault)"
+                )
             elif fault.kind == "cut_stream":
                 cut = fault
         if cut is None:

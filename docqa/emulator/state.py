@@ -103,7 +103,9 @@ class EmulatorState:
         self.store = FileStore(self.data_dir, limits)
         self.faults = FaultBook()
         self.stats = Stats()
-        self.executor = ThreadPoolExecutor(max_workers=EXTRACTION_WORKERS, thread_name_prefix="emulator-extract")
+        self.executor = ThreadPoolExecutor(
+            max_workers=EXTRACTION_WORKERS, thread_name_prefix="emulator-extract"
+        )
         # Strong references to background tasks, so the loop does not drop them mid-way.
         self.tasks: set[asyncio.Task] = set()
 

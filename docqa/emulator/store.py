@@ -184,8 +184,12 @@ class FileStore:
         with self._lock:
             self._room_check_locked(size)
             record = self._insert_locked(
-                filename=filename, purpose=purpose, size=size, file_type=file_type,
-                status=status, fake=False,
+                filename=filename,
+                purpose=purpose,
+                size=size,
+                file_type=file_type,
+                status=status,
+                fake=False,
             )
             os.replace(temp_path, self.blob_path(record.id))
         return record
@@ -202,8 +206,12 @@ class FileStore:
             try:
                 for _ in range(count):
                     record = self._insert_locked(
-                        filename=filename, purpose="file-extract", size=bytes_each,
-                        file_type="application/octet-stream", status="ok", fake=True,
+                        filename=filename,
+                        purpose="file-extract",
+                        size=bytes_each,
+                        file_type="application/octet-stream",
+                        status="ok",
+                        fake=True,
                     )
                     ids.append(record.id)
                 self._db.execute("COMMIT")
@@ -281,16 +289,31 @@ class FileStore:
                 continue  # an id collision: astronomically rare, just draw again
             break
         return FileRecord(
-            id=file_id, filename=filename, purpose=purpose, bytes=size, created_at=created_at,
-            status=status, status_details="", file_type=file_type, title="", fake=fake,
+            id=file_id,
+            filename=filename,
+            purpose=purpose,
+            bytes=size,
+            created_at=created_at,
+            status=status,
+            status_details="",
+            file_type=file_type,
+            title="",
+            fake=fake,
         )
 
 
 def _record(row: sqlite3.Row) -> FileRecord:
     return FileRecord(
-        id=row["id"], filename=row["filename"], purpose=row["purpose"], bytes=row["bytes"],
-        created_at=row["created_at"], status=row["status"], status_details=row["status_details"],
-        file_type=row["file_type"], title=row["title"], fake=bool(row["fake"]),
+        id=row["id"],
+        filename=row["filename"],
+        purpose=row["purpose"],
+        bytes=row["bytes"],
+        created_at=row["created_at"],
+        status=row["status"],
+        status_details=row["status_details"],
+        file_type=row["file_type"],
+        title=row["title"],
+        fake=bool(row["fake"]),
     )
 
 

@@ -57,7 +57,9 @@ def run_emulator(
         timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"emulator-{port}", daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name=f"emulator-{port}", daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + _START_TIMEOUT
     while not server.started:
@@ -69,8 +71,11 @@ def run_emulator(
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
         yield RunningEmulator(
-            base_url=base_url, api_key=api_key, control=EmulatorControl(base_url),
-            data_dir=Path(data_dir), app=app,
+            base_url=base_url,
+            api_key=api_key,
+            control=EmulatorControl(base_url),
+            data_dir=Path(data_dir),
+            app=app,
         )
     finally:
         server.should_exit = True

@@ -124,14 +124,10 @@ class MoonshotClient:
 
         def open_body(stack: ExitStack) -> tuple[MultipartEncoder, dict[str, str]]:
             handle = stack.enter_context(open(path, "rb"))
-            encoder = MultipartEncoder(
-                fields={"purpose": purpose, "file": (filename, handle, content_type)}
-            )
+            encoder = MultipartEncoder(fields={"purpose": purpose, "file": (filename, handle, content_type)})
             return encoder, {"Content-Type": encoder.content_type}
 
-        response = self._request(
-            "POST", "/files", body_factory=open_body, retry_transport_errors=False
-        )
+        response = self._request("POST", "/files", body_factory=open_body, retry_transport_errors=False)
         return FileObject.from_api(self._json(response))
 
     def files_list(self) -> list[FileObject]:
@@ -155,9 +151,7 @@ class MoonshotClient:
 
     # Chat
 
-    def chat_completion(
-        self, *, model: str, messages: list[dict[str, Any]], **params: Any
-    ) -> dict[str, Any]:
+    def chat_completion(self, *, model: str, messages: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
         """A whole (non-streamed) chat completion, as the API's JSON."""
         if params.pop("stream", False):
             raise ValueError("use chat_completion_stream() for streamed completions")
@@ -207,9 +201,7 @@ class MoonshotClient:
     def estimate_token_count(self, *, model: str, messages: list[dict[str, Any]]) -> int:
         """How many tokens `messages` take for `model`, counted by the API."""
         payload = {"model": model, "messages": messages}
-        data = self._json(
-            self._request("POST", "/tokenizers/estimate-token-count", json_body=payload)
-        )
+        data = self._json(self._request("POST", "/tokenizers/estimate-token-count", json_body=payload))
         try:
             return int(data["data"]["total_tokens"])
         except (KeyError, TypeError, ValueError) as exc:
@@ -248,9 +240,7 @@ class MoonshotClient:
                 except MoonshotError as error:
                     failure = error
             attempt += 1
-            delay = self._retry_delay(
-                failure, attempt, retry_transport_errors=retry_transport_errors
-            )
+            delay = self._retry_delay(failure, attempt, retry_transport_errors=retry_transport_errors)
             if delay is None:
                 raise failure
             self._log_retry(method, path, failure, attempt, delay)
@@ -313,9 +303,7 @@ class MoonshotClient:
             return None
         if error.type == "local_limiter_timeout":
             return None  # the limiter already waited as long as it was allowed to
-        if not retry_transport_errors and isinstance(
-            error, (MoonshotTimeout, MoonshotConnectionError)
-        ):
+        if not retry_transport_errors and isinstance(error, (MoonshotTimeout, MoonshotConnectionError)):
             return None
         if error.retry_after is not None and error.retry_after > _MAX_RETRY_AFTER:
             return None
@@ -325,9 +313,7 @@ class MoonshotClient:
         backoff = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1)))
         return max(backoff, error.retry_after or 0.0)
 
-    def _log_retry(
-        self, method: str, path: str, error: MoonshotError, attempt: int, delay: float
-    ) -> None:
+    def _log_retry(self, method: str, path: str, error: MoonshotError, attempt: int, delay: float) -> None:
         logger.warning(
             "Moonshot %s %s failed (%s: %s); retry %d of %d in %.1f s",
             method,
@@ -339,18 +325,12 @@ class MoonshotClient:
             delay,
         )
 
-    def _transport_error(
-        self, method: str, path: str, exc: BaseException
-    ) -> MoonshotError:
+    def _transport_error(self, method: str, path: str, exc: BaseException) -> MoonshotError:
         reason = self._redact(_root_cause(exc))
         if isinstance(exc, requests.ConnectTimeout):
-            return MoonshotTimeout(
-                f"{method} {path}: no connection within {self.connect_timeout:g} s"
-            )
+            return MoonshotTimeout(f"{method} {path}: no connection within {self.connect_timeout:g} s")
         if _is_timeout(exc):
-            return MoonshotTimeout(
-                f"{method} {path}: no response within {self.read_timeout:g} s"
-            )
+            return MoonshotTimeout(f"{method} {path}: no response within {self.read_timeout:g} s")
         if isinstance(
             exc,
             (
@@ -396,9 +376,7 @@ class MoonshotClient:
             stack = ExitStack()
             try:
                 lease = stack.enter_context(self._slot())
-                response = self._send(
-                    stack, method, path, json_body=payload, stream=True, headers=headers
-                )
+                response = self._send(stack, method, path, json_body=payload, stream=True, headers=headers)
                 stack.callback(response.close)
                 if on_sent is not None:
                     on_sent, sent = None, on_sent
@@ -472,9 +450,7 @@ class MoonshotClient:
             # (and perhaps a usage chunk) is missing.
             logger.info("Moonshot stream ended after finish_reason without [DONE]")
 
-    def _events(
-        self, response: requests.Response, method: str, path: str
-    ) -> Iterator[list[SSEEvent]]:
+    def _events(self, response: requests.Response, method: str, path: str) -> Iterator[list[SSEEvent]]:
         """Events as their bytes arrive, in lists of those one read completed (never empty).
 
         `raw.read1()` returns whatever the socket holds, so a delta is parsed the moment it

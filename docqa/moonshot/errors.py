@@ -52,10 +52,7 @@ class MoonshotError(Exception):
         return f"{self.message} (HTTP {self.status})"
 
     def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__name__}({self.message!r}, status={self.status!r}, "
-            f"type={self.type!r})"
-        )
+        return f"{self.__class__.__name__}({self.message!r}, status={self.status!r}, type={self.type!r})"
 
 
 class AuthenticationError(MoonshotError):

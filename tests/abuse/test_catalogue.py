@@ -31,10 +31,19 @@ CSRF = "abusecatalogue0123456789abcdefgh"  # 32 characters, as Django's CSRF sec
 
 def _document(owner, filename: str, text: str, status: str = Status.READY) -> Document:
     n = next(_n)
-    raw = json.dumps({"content": text, "file_type": "text/plain", "filename": filename, "title": "", "type": "file"})
+    raw = json.dumps(
+        {"content": text, "file_type": "text/plain", "filename": filename, "title": "", "type": "file"}
+    )
     digest = hashlib.sha256(f"{n}:{text}".encode()).hexdigest()
-    stored = StoredFile(sha256=digest, size=len(text), extension="txt", status=status, content_raw=raw,
-                        content_text=text, token_count=len(raw) // 3 + 8)
+    stored = StoredFile(
+        sha256=digest,
+        size=len(text),
+        extension="txt",
+        status=status,
+        content_raw=raw,
+        content_text=text,
+        token_count=len(raw) // 3 + 8,
+    )
     stored.file.save(f"{digest}.txt", ContentFile(text.encode()), save=False)
     stored.save()
     return Document.objects.create(owner=owner, stored_file=stored, filename=filename)
@@ -50,19 +59,37 @@ def world(make_user, settings):
     mallory_doc = _document(mallory, "mallory.txt", "mallory's own text")
     conversation = chat_services.conversation_create(owner=alice, document_ids=[doc.pk], language="en")
     Conversation.objects.filter(pk=conversation.pk).update(title="Alice's chat")
-    question = Message.objects.create(conversation=conversation, role=Role.USER, content="ALICE-SECRET question?")
+    question = Message.objects.create(
+        conversation=conversation, role=Role.USER, content="ALICE-SECRET question?"
+    )
     answer = Message.objects.create(
-        conversation=conversation, role=Role.ASSISTANT, question=question, state=State.COMPLETE,
+        conversation=conversation,
+        role=Role.ASSISTANT,
+        question=question,
+        state=State.COMPLETE,
         content=f"ALICE-SECRET answer. {XSS}\n\n[click](javascript:alert(1)) ![img](https://evil.example/x.png)",
     )
     busy = chat_services.conversation_create(owner=alice, document_ids=[doc.pk], language="en")
     busy_question = Message.objects.create(conversation=busy, role=Role.USER, content="ALICE-SECRET busy?")
-    streaming = Message.objects.create(conversation=busy, role=Role.ASSISTANT, question=busy_question,
-                                       state=State.STREAMING, content="ALICE-SECRET so far")
+    streaming = Message.objects.create(
+        conversation=busy,
+        role=Role.ASSISTANT,
+        question=busy_question,
+        state=State.STREAMING,
+        content="ALICE-SECRET so far",
+    )
     return {
         "users": {"alice": alice, "mallory": mallory},
-        "ids": {"doc": doc.pk, "pending": pending.pk, "conv": conversation.pk, "answer": answer.pk,
-                "question": question.pk, "busy": busy.pk, "streaming": streaming.pk, "mallory_doc": mallory_doc.pk},
+        "ids": {
+            "doc": doc.pk,
+            "pending": pending.pk,
+            "conv": conversation.pk,
+            "answer": answer.pk,
+            "question": question.pk,
+            "busy": busy.pk,
+            "streaming": streaming.pk,
+            "mallory_doc": mallory_doc.pk,
+        },
     }
 
 
@@ -101,9 +128,13 @@ def live_markup(body: str) -> list[str]:
 def _snapshot(alice) -> dict:
     """Everything of alice's the cases must not lose or alter."""
     return {
-        "documents": sorted(Document.objects.filter(owner=alice).values_list("pk", "filename", "stored_file__sha256")),
+        "documents": sorted(
+            Document.objects.filter(owner=alice).values_list("pk", "filename", "stored_file__sha256")
+        ),
         "conversations": sorted(Conversation.objects.filter(owner=alice).values_list("pk", flat=True)),
-        "messages": sorted(Message.objects.filter(conversation__owner=alice).values_list("pk", "role", "content")),
+        "messages": sorted(
+            Message.objects.filter(conversation__owner=alice).values_list("pk", "role", "content")
+        ),
     }
 
 
@@ -137,7 +168,9 @@ def _send(case: Case, world) -> tuple[int, str]:
     if getattr(response, "streaming", False):
         # A stream route: read what it sends first, never wait on a live stream.
         body = b""
-        iterator = aiter(response.streaming_content) if response.is_async else iter(response.streaming_content)
+        iterator = (
+            aiter(response.streaming_content) if response.is_async else iter(response.streaming_content)
+        )
         body = _first_chunks(iterator, response.is_async)
         return first, body.decode(errors="replace")
     return first, response.content.decode(errors="replace")
@@ -150,8 +183,14 @@ def _multipart(fields: dict, files) -> tuple[bytes, str]:
         out += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
     for filename, content in files:
         quoted = filename.replace('"', "%22")
-        out += (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{quoted}"\r\n'
-                "Content-Type: application/octet-stream\r\n\r\n").encode() + content + b"\r\n"
+        out += (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{quoted}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + content
+            + b"\r\n"
+        )
     out += f"--{boundary}--\r\n".encode()
     return out, f"multipart/form-data; boundary={boundary}"
 
@@ -204,20 +243,37 @@ def test_case(case: Case, world, settings):
         after = _snapshot(alice)
         # Alice's own cases may add (an upload, a question) but never lose or alter a row.
         assert set(before["documents"]) <= set(after["documents"]), f"{case.name}: a document was lost"
-        assert set(before["conversations"]) <= set(after["conversations"]), f"{case.name}: a conversation was lost"
-        assert set(before["messages"]) <= set(after["messages"]), f"{case.name}: a message was lost or altered"
+        assert set(before["conversations"]) <= set(after["conversations"]), (
+            f"{case.name}: a conversation was lost"
+        )
+        assert set(before["messages"]) <= set(after["messages"]), (
+            f"{case.name}: a message was lost or altered"
+        )
 
 
 # --- slow and oversized clients, at the ASGI level --------------------------------------------
 
 
-def _asgi(scope_headers: list[tuple[bytes, bytes]], messages: list[dict], *, path: str = "/documents/upload/"):
+def _asgi(
+    scope_headers: list[tuple[bytes, bytes]], messages: list[dict], *, path: str = "/documents/upload/"
+):
     """Call docqa's ASGI application with these body messages; return (status, body, messages read)."""
     from docqa.asgi import application
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-             "headers": [(b"host", b"127.0.0.1"), *scope_headers], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), *scope_headers],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
     pending = list(messages)
     read = 0
     sent: list[dict] = []
@@ -243,17 +299,27 @@ def _asgi(scope_headers: list[tuple[bytes, bytes]], messages: list[dict], *, pat
 
 def test_slow_client_declaring_a_huge_body_is_refused_before_it_sends_a_byte(transactional_db, settings):
     settings.DOCQA_MAX_UPLOAD_BYTES = 1024 * 1024
-    status, body, read = _asgi([(b"content-length", str(50 * 1024 * 1024).encode()),
-                                (b"content-type", b"multipart/form-data; boundary=x")], [])
+    status, body, read = _asgi(
+        [
+            (b"content-length", str(50 * 1024 * 1024).encode()),
+            (b"content-type", b"multipart/form-data; boundary=x"),
+        ],
+        [],
+    )
     assert status == 413 and "larger than the 1 MB limit" in body
     assert read == 0
 
 
 def test_the_refusal_speaks_the_language_the_user_chose(transactional_db, settings):
     settings.DOCQA_MAX_UPLOAD_BYTES = 1024 * 1024
-    status, body, _read = _asgi([(b"content-length", str(50 * 1024 * 1024).encode()),
-                                 (b"accept-language", b"en-US"),
-                                 (b"cookie", b"csrftoken=x; django_language=zh-hans")], [])
+    status, body, _read = _asgi(
+        [
+            (b"content-length", str(50 * 1024 * 1024).encode()),
+            (b"accept-language", b"en-US"),
+            (b"cookie", b"csrftoken=x; django_language=zh-hans"),
+        ],
+        [],
+    )
     assert status == 413 and "100" not in body and "1 MB" in body and "文件" in body
 
 

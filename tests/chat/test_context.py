@@ -5,7 +5,12 @@ import pytest
 from docqa.chat import context
 from docqa.chat.context import DocumentSize, Turn, messages_assemble, token_budget_fit
 
-WINDOWS = {"moonshot-v1-8k": 8192, "moonshot-v1-32k": 32768, "moonshot-v1-128k": 131072, "kimi-k2-turbo-preview": 262144}
+WINDOWS = {
+    "moonshot-v1-8k": 8192,
+    "moonshot-v1-32k": 32768,
+    "moonshot-v1-128k": 131072,
+    "kimi-k2-turbo-preview": 262144,
+}
 
 
 def test_assembly_order_matches_the_multi_file_example():
@@ -33,14 +38,18 @@ def test_assembly_order_matches_the_multi_file_example():
 
 def test_prefix_is_identical_across_turns():
     first = messages_assemble(system_prompt="S", documents=["D1", "D2"], turns=[], question="q1")
-    second = messages_assemble(system_prompt="S", documents=["D1", "D2"], turns=[Turn("q1", "a1")], question="q2")
+    second = messages_assemble(
+        system_prompt="S", documents=["D1", "D2"], turns=[Turn("q1", "a1")], question="q2"
+    )
     assert second[: len(first) - 1] == first[:-1]
     assert second[len(first) - 1] == first[-1]
 
 
 def test_default_system_prompt_follows_language_and_is_moonshots():
     assert context.system_prompt_default("zh-hans").startswith("你是 Kimi，由 Moonshot AI 提供的人工智能助手")
-    assert context.system_prompt_default("en").startswith("You are Kimi, an AI assistant provided by Moonshot AI.")
+    assert context.system_prompt_default("en").startswith(
+        "You are Kimi, an AI assistant provided by Moonshot AI."
+    )
 
 
 def test_safety_identifier_is_a_stable_keyed_hash():
@@ -53,9 +62,13 @@ def test_safety_identifier_is_a_stable_keyed_hash():
 
 def fit(model="moonshot-v1-auto", docs=(1000,), turns=(), question=10, completion=1000, fixed=50):
     return token_budget_fit(
-        model=model, context_lengths=WINDOWS, fixed_tokens=fixed,
+        model=model,
+        context_lengths=WINDOWS,
+        fixed_tokens=fixed,
         documents=[DocumentSize(f"d{i}.pdf", t) for i, t in enumerate(docs)],
-        turn_tokens=list(turns), question_tokens=question, max_completion_tokens=completion,
+        turn_tokens=list(turns),
+        question_tokens=question,
+        max_completion_tokens=completion,
     )
 
 
@@ -116,6 +129,8 @@ def test_system_prompt_names_each_document_as_the_user_knows_it():
     from docqa.chat.context import system_prompt_with_names
 
     assert system_prompt_with_names("Be helpful.", []) == "Be helpful."
-    prompt = system_prompt_with_names("Be helpful.", [("docqa-1.pdf", "plan.pdf"), ("docqa-2.md", "notes.md")])
+    prompt = system_prompt_with_names(
+        "Be helpful.", [("docqa-1.pdf", "plan.pdf"), ("docqa-2.md", "notes.md")]
+    )
     assert prompt.startswith("Be helpful.\n\n")
     assert prompt.endswith("1. docqa-1.pdf = “plan.pdf”\n2. docqa-2.md = “notes.md”")

@@ -23,7 +23,9 @@ def _connections() -> int:
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL counts its connections")
 def test_open_event_streams_hold_no_database_connection(session, user, make_conversation):
     conversation = make_conversation(user)
-    answer = services.conversation_ask(conversation=conversation, question="Still streaming (no worker here)?")[1]
+    answer = services.conversation_ask(
+        conversation=conversation, question="Still streaming (no worker here)?"
+    )[1]
     before = _connections()
     streams = []
     for _ in range(6):

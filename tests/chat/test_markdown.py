@@ -21,7 +21,9 @@ def elements(html):
 
 
 def test_renders_headings_lists_tables_and_code():
-    html = markdown_render("# Title\n\n- one\n- two\n\n| a | b |\n|---|--:|\n| 1 | 2 |\n\n```py\nprint('x')\n```\n")
+    html = markdown_render(
+        "# Title\n\n- one\n- two\n\n| a | b |\n|---|--:|\n| 1 | 2 |\n\n```py\nprint('x')\n```\n"
+    )
     assert "<h1>Title</h1>" in html
     assert "<li>one</li>" in html
     assert "<table>" in html and "<td" in html

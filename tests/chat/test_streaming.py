@@ -42,8 +42,14 @@ def stream_text(answer_id: int) -> tuple[str, str]:
 @pytest.fixture
 def conversation(user, make_conversation, make_document):
     documents = [
-        make_document(user, "acme.txt", text="Acme quarterly revenue grew by twelve percent, driven by exports to Norway."),
-        make_document(user, "weather.txt", text="Spring in Oslo was unusually dry; rainfall fell by a third."),
+        make_document(
+            user,
+            "acme.txt",
+            text="Acme quarterly revenue grew by twelve percent, driven by exports to Norway.",
+        ),
+        make_document(
+            user, "weather.txt", text="Spring in Oslo was unusually dry; rainfall fell by a third."
+        ),
     ]
     return make_conversation(user, documents)
 
@@ -66,7 +72,9 @@ def test_answer_streams_to_complete_with_usage(celery_worker, conversation, emu)
     assert entries[-1][1] == {"k": "end"}
 
 
-def test_request_carries_documents_byte_for_byte_cache_key_and_hashed_user(celery_worker, conversation, user, monkeypatch):
+def test_request_carries_documents_byte_for_byte_cache_key_and_hashed_user(
+    celery_worker, conversation, user, monkeypatch
+):
     seen = []
     original = MoonshotClient.chat_completion_stream_batches
 
@@ -113,7 +121,9 @@ def test_moonshot_v1_auto_picks_the_smallest_window(celery_worker, conversation)
 
 
 def test_rate_limited_once_then_answers(celery_worker, conversation, emu):
-    emu.control.add_fault("POST", "/v1/chat/completions", status=429, error_type="rate_limit_reached_error", count=1)
+    emu.control.add_fault(
+        "POST", "/v1/chat/completions", status=429, error_type="rate_limit_reached_error", count=1
+    )
     answer = ask(conversation)
     done = wait_for(lambda: finished(answer.pk), timeout=30, message="answer finished")
     assert done.state == State.COMPLETE and "twelve percent" in done.content
@@ -127,7 +137,9 @@ def test_rate_limited_once_then_answers(celery_worker, conversation, emu):
         (401, "invalid_authentication_error", "rejected the API key"),
     ],
 )
-def test_errors_fail_the_answer_in_plain_words_and_keep_the_question(celery_worker, conversation, emu, status, error_type, words):
+def test_errors_fail_the_answer_in_plain_words_and_keep_the_question(
+    celery_worker, conversation, emu, status, error_type, words
+):
     emu.control.add_fault("POST", "/v1/chat/completions", status=status, error_type=error_type, count=None)
     answer = ask(conversation)
     done = wait_for(lambda: finished(answer.pk), timeout=30, message="answer finished")
@@ -168,7 +180,9 @@ def test_stop_keeps_what_came(celery_worker, conversation, emu):
 def test_text_is_saved_while_streaming(celery_worker, conversation, emu):
     emu.control.configure(chunk_delay=0.1, chunk_size_words=1)
     answer = ask(conversation)
-    saved = wait_for(lambda: Message.objects.filter(pk=answer.pk).exclude(content="").first(), timeout=5, message="a save")
+    saved = wait_for(
+        lambda: Message.objects.filter(pk=answer.pk).exclude(content="").first(), timeout=5, message="a save"
+    )
     assert saved.state == State.STREAMING and saved.stream_cursor
     services.answer_stop(answer=saved)
     wait_for(lambda: finished(answer.pk), message="stopped")
@@ -177,8 +191,13 @@ def test_text_is_saved_while_streaming(celery_worker, conversation, emu):
 def test_a_second_delivery_never_generates_again(transactional_db, conversation, emu):
     question = Message.objects.create(conversation=conversation, role=Role.USER, content="q")
     answer = Message.objects.create(
-        conversation=conversation, role=Role.ASSISTANT, question=question, state=State.STREAMING,
-        content="half an ans", started_at=timezone.now(), heartbeat_at=timezone.now(),
+        conversation=conversation,
+        role=Role.ASSISTANT,
+        question=question,
+        state=State.STREAMING,
+        content="half an ans",
+        started_at=timezone.now(),
+        heartbeat_at=timezone.now(),
     )
     before = emu.control.stats()["requests"].get("POST /v1/chat/completions", 0)
     # While the first run holds the lock, a duplicate does nothing at all.
@@ -196,14 +215,37 @@ def test_a_second_delivery_never_generates_again(transactional_db, conversation,
 def test_sweep_interrupts_answers_whose_worker_died(transactional_db, conversation, settings):
     question = Message.objects.create(conversation=conversation, role=Role.USER, content="q")
     old = timezone.now() - timedelta(seconds=settings.DOCQA_ANSWER_STALE_AFTER + 5)
-    dead = Message.objects.create(conversation=conversation, role=Role.ASSISTANT, question=question,
-                                  state=State.STREAMING, content="so far", started_at=old, heartbeat_at=old)
-    alive = Message.objects.create(conversation=conversation, role=Role.ASSISTANT, question=question,
-                                   state=State.STREAMING, started_at=old, heartbeat_at=old)
-    fresh = Message.objects.create(conversation=conversation, role=Role.ASSISTANT, question=question,
-                                   state=State.STREAMING, started_at=timezone.now(), heartbeat_at=timezone.now())
-    lost = Message.objects.create(conversation=conversation, role=Role.ASSISTANT, question=question, state=State.STREAMING)
-    Message.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(seconds=settings.DOCQA_ANSWER_QUEUE_TIMEOUT + 5))
+    dead = Message.objects.create(
+        conversation=conversation,
+        role=Role.ASSISTANT,
+        question=question,
+        state=State.STREAMING,
+        content="so far",
+        started_at=old,
+        heartbeat_at=old,
+    )
+    alive = Message.objects.create(
+        conversation=conversation,
+        role=Role.ASSISTANT,
+        question=question,
+        state=State.STREAMING,
+        started_at=old,
+        heartbeat_at=old,
+    )
+    fresh = Message.objects.create(
+        conversation=conversation,
+        role=Role.ASSISTANT,
+        question=question,
+        state=State.STREAMING,
+        started_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+    )
+    lost = Message.objects.create(
+        conversation=conversation, role=Role.ASSISTANT, question=question, state=State.STREAMING
+    )
+    Message.objects.filter(pk=lost.pk).update(
+        created_at=timezone.now() - timedelta(seconds=settings.DOCQA_ANSWER_QUEUE_TIMEOUT + 5)
+    )
     lock = services._answer_lock(alive.pk)
     lock.acquire()
     try:
@@ -211,7 +253,12 @@ def test_sweep_interrupts_answers_whose_worker_died(transactional_db, conversati
     finally:
         lock.release()
     states = dict(Message.objects.filter(role=Role.ASSISTANT).values_list("pk", "state"))
-    assert states == {dead.pk: State.INTERRUPTED, alive.pk: State.STREAMING, fresh.pk: State.STREAMING, lost.pk: State.INTERRUPTED}
+    assert states == {
+        dead.pk: State.INTERRUPTED,
+        alive.pk: State.STREAMING,
+        fresh.pk: State.STREAMING,
+        lost.pk: State.INTERRUPTED,
+    }
     assert Message.objects.get(pk=dead.pk).content == "so far"
     assert redis_client().xrange(answer_stream_key(dead.pk))[-1][1] == {"k": "end"}
 
@@ -222,7 +269,10 @@ def test_documents_through_the_real_pipeline(celery_worker, user):
     document = document_services.document_upload(
         owner=user, uploaded_file=uploaded, sha256=hashlib.sha256(data).hexdigest()
     ).document
-    wait_for(lambda: document.stored_file.__class__.objects.get(pk=document.stored_file_id).status == Status.READY, message="ready")
+    wait_for(
+        lambda: document.stored_file.__class__.objects.get(pk=document.stored_file_id).status == Status.READY,
+        message="ready",
+    )
     conversation = services.conversation_create(owner=user, document_ids=[document.pk], language="en")
     answer = ask(conversation, "How many ships did Bergen harbour handle?")
     done = wait_for(lambda: finished(answer.pk), message="answer")
@@ -334,7 +384,9 @@ def test_sse_resume_with_last_event_id_and_with_snapshot(celery_worker, session,
     assert done_html and 'data-state="complete"' in done_html
 
 
-def test_sse_sends_entries_that_arrived_together_as_one_event_per_kind(transactional_db, session, conversation):
+def test_sse_sends_entries_that_arrived_together_as_one_event_per_kind(
+    transactional_db, session, conversation
+):
     """No worker here: the answer stays `streaming` while the test writes its stream."""
     answer = ask(conversation)
     publisher = AnswerPublisher(answer.pk)
@@ -377,9 +429,15 @@ def test_sse_for_a_finished_answer_is_one_done_event_from_the_database(celery_wo
 
 def test_sse_404_for_another_user(asgi_server, client, other_user, conversation, transactional_db):
     question = Message.objects.create(conversation=conversation, role=Role.USER, content="q")
-    answer = Message.objects.create(conversation=conversation, role=Role.ASSISTANT, question=question, state=State.STREAMING)
+    answer = Message.objects.create(
+        conversation=conversation, role=Role.ASSISTANT, question=question, state=State.STREAMING
+    )
     client.force_login(other_user)
-    response = requests.get(f"{asgi_server}/chat/answers/{answer.pk}/stream/", cookies={"sessionid": client.cookies["sessionid"].value}, timeout=10)
+    response = requests.get(
+        f"{asgi_server}/chat/answers/{answer.pk}/stream/",
+        cookies={"sessionid": client.cookies["sessionid"].value},
+        timeout=10,
+    )
     assert response.status_code == 404
     assert requests.get(f"{asgi_server}/chat/answers/{answer.pk}/stream/", timeout=10).status_code == 404
 
@@ -431,9 +489,17 @@ def test_saves_keep_coming_while_a_slow_stream_relays(celery_worker, conversatio
 
 def test_an_answer_finished_elsewhere_makes_the_task_stop_quietly(transactional_db, conversation, emu):
     emu.control.configure(chunk_delay=0.1, chunk_size_words=1)
-    question = Message.objects.create(conversation=conversation, role=Role.USER, content="How did revenue grow?")
-    answer = Message.objects.create(conversation=conversation, role=Role.ASSISTANT, question=question,
-                                    state=State.STREAMING, model=conversation.model, heartbeat_at=timezone.now())
+    question = Message.objects.create(
+        conversation=conversation, role=Role.USER, content="How did revenue grow?"
+    )
+    answer = Message.objects.create(
+        conversation=conversation,
+        role=Role.ASSISTANT,
+        question=question,
+        state=State.STREAMING,
+        model=conversation.model,
+        heartbeat_at=timezone.now(),
+    )
     thread, result = _run_in_thread(lambda: services.answer_generate(answer_id=answer.pk))
     wait_for(lambda: stream_text(answer.pk)[0], message="some text")
     # The sweep (or a deleted conversation) finishes it while the task still streams.

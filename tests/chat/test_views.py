@@ -19,13 +19,23 @@ def conversation(user, make_conversation):
 def answer(conversation):
     question = Message.objects.create(conversation=conversation, role=Role.USER, content="What grew?")
     return Message.objects.create(
-        conversation=conversation, role=Role.ASSISTANT, question=question, state=State.COMPLETE, content="Revenue."
+        conversation=conversation,
+        role=Role.ASSISTANT,
+        question=question,
+        state=State.COMPLETE,
+        content="Revenue.",
     )
 
 
 CONVERSATION_ROUTES = [
-    ("get", "chat:detail"), ("post", "chat:ask"), ("post", "chat:model"), ("get", "chat:rename"),
-    ("post", "chat:rename"), ("get", "chat:delete"), ("post", "chat:delete"), ("get", "chat:export"),
+    ("get", "chat:detail"),
+    ("post", "chat:ask"),
+    ("post", "chat:model"),
+    ("get", "chat:rename"),
+    ("post", "chat:rename"),
+    ("get", "chat:delete"),
+    ("post", "chat:delete"),
+    ("get", "chat:export"),
 ]
 ANSWER_ROUTES = [("get", "chat:answer"), ("post", "chat:answer_stop"), ("post", "chat:answer_regenerate")]
 
@@ -33,7 +43,9 @@ ANSWER_ROUTES = [("get", "chat:answer"), ("post", "chat:answer_stop"), ("post", 
 @pytest.mark.parametrize(("method", "name"), CONVERSATION_ROUTES)
 def test_conversation_routes_404_for_another_user(client, other_user, conversation, answer, method, name):
     client.force_login(other_user)
-    response = getattr(client, method)(reverse(name, args=[conversation.pk]), {"question": "hi", "title": "x", "model": "moonshot-v1-8k"})
+    response = getattr(client, method)(
+        reverse(name, args=[conversation.pk]), {"question": "hi", "title": "x", "model": "moonshot-v1-8k"}
+    )
     assert response.status_code == 404
     assert Conversation.objects.filter(pk=conversation.pk, title=conversation.title).exists()
     assert Message.objects.filter(conversation=conversation).count() == 2
@@ -110,11 +122,17 @@ def test_start_keeps_document_order_and_opens_the_conversation(client, user, mak
 
 @pytest.mark.parametrize(
     ("question", "expected"),
-    [("", "Type a question first"), ("   \n ", "Type a question first"), ("x" * 32_001, "the limit is 32,000")],
+    [
+        ("", "Type a question first"),
+        ("   \n ", "Type a question first"),
+        ("x" * 32_001, "the limit is 32,000"),
+    ],
 )
 def test_ask_refuses_bad_questions_and_keeps_the_text(client, user, conversation, question, expected):
     client.force_login(user)
-    response = client.post(reverse("chat:ask", args=[conversation.pk]), {"question": question}, HTTP_HX_REQUEST="true")
+    response = client.post(
+        reverse("chat:ask", args=[conversation.pk]), {"question": question}, HTTP_HX_REQUEST="true"
+    )
     body = response.content.decode()
     assert expected in body
     assert response["HX-Retarget"] == "#ask-form"
@@ -128,7 +146,9 @@ def test_ask_saves_question_and_streaming_answer(client, user, conversation):
     response = client.post(reverse("chat:ask", args=[conversation.pk]), {"question": "What grew?"})
     assert response.status_code == 302
     question, answer = Message.objects.order_by("id")
-    assert question.content == "What grew?" and answer.state == State.STREAMING and answer.question == question
+    assert (
+        question.content == "What grew?" and answer.state == State.STREAMING and answer.question == question
+    )
     conversation.refresh_from_db()
     assert conversation.title == "What grew?"
 
@@ -147,7 +167,9 @@ def test_ask_rate_limit(client, user, make_conversation, settings):
     client.force_login(user)
     for n in range(2):
         conversation = make_conversation(user)
-        assert client.post(reverse("chat:ask", args=[conversation.pk]), {"question": f"q{n}"}).status_code == 302
+        assert (
+            client.post(reverse("chat:ask", args=[conversation.pk]), {"question": f"q{n}"}).status_code == 302
+        )
     conversation = make_conversation(user)
     response = client.post(reverse("chat:ask", args=[conversation.pk]), {"question": "q3"})
     assert response.status_code == 422 and "faster than 2 questions a minute" in response.content.decode()
@@ -274,10 +296,14 @@ def database_busy(transactional_db):
 
 
 @pytest.mark.parametrize("htmx", [False, True])
-def test_ask_on_a_saturated_database_says_busy_and_keeps_the_question(transactional_db, logged_in, conversation, database_busy, htmx):
+def test_ask_on_a_saturated_database_says_busy_and_keeps_the_question(
+    transactional_db, logged_in, conversation, database_busy, htmx
+):
     client = logged_in
     headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
-    response = client.post(reverse("chat:ask", args=[conversation.pk]), {"question": "What grew in spring?"}, **headers)
+    response = client.post(
+        reverse("chat:ask", args=[conversation.pk]), {"question": "What grew in spring?"}, **headers
+    )
     body = response.content.decode()
     assert response.status_code == (200 if htmx else 503)
     assert "busy right now" in body and "What grew in spring?" in body

@@ -17,4 +17,3 @@ def test_a_running_ingest_keeps_its_lock_past_the_ttl():
         renewal.stop()
     time.sleep(1.2)
     assert not lock.owned(), "a stopped (dead) run's lock must expire by itself"
-

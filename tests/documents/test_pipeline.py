@@ -19,7 +19,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def _upload(owner, name, data):
     uploaded = SimpleUploadedFile(name, data)
-    return services.document_upload(owner=owner, uploaded_file=uploaded, sha256=hashlib.sha256(data).hexdigest()).document
+    return services.document_upload(
+        owner=owner, uploaded_file=uploaded, sha256=hashlib.sha256(data).hexdigest()
+    ).document
 
 
 def _status(stored_id):
@@ -38,7 +40,10 @@ def test_upload_reaches_ready_with_text_tokens_and_remote_id(celery_worker, user
     assert "Quarterly revenue grew by 12 percent." in stored.content_text
     assert json.loads(stored.content_raw)["content"] == stored.content_text  # raw kept exactly
     assert stored.token_count and stored.token_count > 5
-    assert stored.remote_id and moonshot_client().files_retrieve(stored.remote_id).filename == stored.remote_filename
+    assert (
+        stored.remote_id
+        and moonshot_client().files_retrieve(stored.remote_id).filename == stored.remote_filename
+    )
 
 
 def test_identical_bytes_from_two_users_are_uploaded_once(celery_worker, user, other_user, emu):
@@ -52,7 +57,9 @@ def test_identical_bytes_from_two_users_are_uploaded_once(celery_worker, user, o
 
 
 def test_rate_limits_and_server_errors_are_waited_out(celery_worker, user, emu):
-    emu.control.add_fault(method="POST", path="/v1/files", status=429, error_type="rate_limit_reached_error", count=1)
+    emu.control.add_fault(
+        method="POST", path="/v1/files", status=429, error_type="rate_limit_reached_error", count=1
+    )
     emu.control.add_fault(method="GET", path="/v1/files/*", status=500, error_type="server_error", count=1)
     document = _upload(user, "notes.txt", b"resilient text")
     stored = wait_for(lambda: _settled(document.stored_file_id), timeout=30, message="ready")
@@ -61,7 +68,9 @@ def test_rate_limits_and_server_errors_are_waited_out(celery_worker, user, emu):
 
 
 def test_extraction_error_fails_with_moonshots_reason_and_retry_works(celery_worker, user, emu):
-    emu.control.add_fault(method="POST", path="/v1/files", kind="extract_error", message="file is encrypted", count=1)
+    emu.control.add_fault(
+        method="POST", path="/v1/files", kind="extract_error", message="file is encrypted", count=1
+    )
     document = _upload(user, "locked.pdf", pdf_bytes("secret"))
     stored = wait_for(lambda: _settled(document.stored_file_id), message="failed")
     assert stored.status == Status.FAILED
@@ -86,14 +95,18 @@ def test_rejected_key_fails_only_after_waiting_and_says_why(celery_worker, user,
     assert stored.status in (Status.QUEUED, Status.UPLOADING)  # waiting to retry, not failed
 
 
-def test_rerun_after_a_crash_adopts_the_landed_upload(transactional_db, emu, user, django_capture_on_commit_callbacks):
+def test_rerun_after_a_crash_adopts_the_landed_upload(
+    transactional_db, emu, user, django_capture_on_commit_callbacks
+):
     """A worker killed after its upload landed: the re-run finds it by name, no duplicate."""
     document = _upload(user, "crash.txt", b"crash test")
     stored = document.stored_file
     # What the killed worker had done: marked the start and uploaded under the token name.
     path = stored.file.path
     remote = moonshot_client().files_create(path, filename=stored.remote_filename)
-    StoredFile.objects.filter(pk=stored.pk).update(upload_started_at=stored.created_at, status=Status.UPLOADING)
+    StoredFile.objects.filter(pk=stored.pk).update(
+        upload_started_at=stored.created_at, status=Status.UPLOADING
+    )
     document_ingest.apply(args=[stored.pk])  # the re-delivered task, run in this thread
     stored.refresh_from_db()
     assert stored.remote_id == remote.id
@@ -125,7 +138,8 @@ def test_full_account_waits_with_a_reason(celery_worker, user, settings):
     wait_for(lambda: _settled(first.stored_file_id), message="first ready")
     second = _upload(user, "two.txt", b"two")
     stored = wait_for(
-        lambda: StoredFile.objects.filter(pk=second.stored_file_id).exclude(last_error="").first(), message="waiting"
+        lambda: StoredFile.objects.filter(pk=second.stored_file_id).exclude(last_error="").first(),
+        message="waiting",
     )
     assert stored.status == Status.QUEUED and "account is full" in note_display(stored.last_error)
     settings.DOCQA_ACCOUNT_MAX_FILES = 10

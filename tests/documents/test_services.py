@@ -54,7 +54,9 @@ def test_upload_validate_accepts_supported_formats(name):
 
 
 def test_content_parse_reads_moonshot_json_and_passes_other_text_through():
-    raw = json.dumps({"content": "正文 text", "file_type": "application/pdf", "filename": "x.pdf"}, ensure_ascii=False)
+    raw = json.dumps(
+        {"content": "正文 text", "file_type": "application/pdf", "filename": "x.pdf"}, ensure_ascii=False
+    )
     assert services.content_parse(raw) == ("正文 text", "application/pdf")
     assert services.content_parse("plain text, not JSON") == ("plain text, not JSON", "")
     assert services.content_parse('["a list"]') == ('["a list"]', "")
@@ -64,11 +66,15 @@ def _upload(owner, name="notes.txt", data=b"hello world"):
     import hashlib
 
     uploaded = SimpleUploadedFile(name, data)
-    return services.document_upload(owner=owner, uploaded_file=uploaded, sha256=hashlib.sha256(data).hexdigest())
+    return services.document_upload(
+        owner=owner, uploaded_file=uploaded, sha256=hashlib.sha256(data).hexdigest()
+    )
 
 
 @pytest.mark.django_db
-def test_same_bytes_reuse_the_document_and_share_the_stored_file(user, other_user, django_capture_on_commit_callbacks):
+def test_same_bytes_reuse_the_document_and_share_the_stored_file(
+    user, other_user, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks() as callbacks:
         first = _upload(user)
         again = _upload(user, name="renamed.txt")

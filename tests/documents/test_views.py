@@ -53,7 +53,9 @@ def test_upload_creates_document_and_row(auth_client, user, django_capture_on_co
 
 
 def test_upload_without_js_redirects_with_messages(auth_client, user):
-    response = _post_upload(auth_client, SimpleUploadedFile("a.txt", b"x"), SimpleUploadedFile("b.exe", b"y"), xhr=False)
+    response = _post_upload(
+        auth_client, SimpleUploadedFile("a.txt", b"x"), SimpleUploadedFile("b.exe", b"y"), xhr=False
+    )
     assert response.status_code == 302
     page = auth_client.get(response["Location"]).content.decode()
     assert "“a.txt” uploaded." in page
@@ -129,7 +131,11 @@ def test_detail_status_fragment_reloads_the_page_once_text_arrives(auth_client, 
 def test_long_names_and_control_characters_are_cleaned_on_upload(auth_client, user):
     _post_upload(auth_client, SimpleUploadedFile("x" * 300 + "\x07.txt", b"long"))
     document = Document.objects.get(owner=user)
-    assert len(document.filename) <= 200 and document.filename.endswith(".txt") and "\x07" not in document.filename
+    assert (
+        len(document.filename) <= 200
+        and document.filename.endswith(".txt")
+        and "\x07" not in document.filename
+    )
 
 
 def test_retry_moves_only_failed_documents(auth_client, user, django_capture_on_commit_callbacks):
@@ -145,7 +151,10 @@ def test_retry_moves_only_failed_documents(auth_client, user, django_capture_on_
 
 def test_delete_asks_then_deletes(auth_client, user):
     document = _document_for(user)
-    assert "cannot be undone" in auth_client.get(reverse("documents:delete", args=[document.pk])).content.decode()
+    assert (
+        "cannot be undone"
+        in auth_client.get(reverse("documents:delete", args=[document.pk])).content.decode()
+    )
     response = auth_client.post(reverse("documents:delete", args=[document.pk]))
     assert response.status_code == 302
     assert not Document.objects.exists()

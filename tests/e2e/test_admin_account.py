@@ -14,14 +14,22 @@ from tests.housekeeping.conftest import docqa_name, remote_ids
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def test_account_page_gauges_and_deleting_an_orphan(page, asgi_server, celery_worker, emu, make_user, settings):
+def test_account_page_gauges_and_deleting_an_orphan(
+    page, asgi_server, celery_worker, emu, make_user, settings
+):
     settings.DOCQA_ORPHAN_GRACE = 3600  # the orphans are recent: only an admin deletes them
     admin = make_user("admin", is_staff=True, is_superuser=True)
     owner = make_user("owner")
     linked_id = emu.control.fake_files(count=1, bytes_each=3 * 1024**2, filename=docqa_name())[0]
     stored = StoredFile.objects.create(
-        sha256="b" * 64, size=3 * 1024**2, extension="pdf", file="files/b.pdf", status=Status.READY,
-        remote_id=linked_id, content_raw="{}", content_text="text",
+        sha256="b" * 64,
+        size=3 * 1024**2,
+        extension="pdf",
+        file="files/b.pdf",
+        status=Status.READY,
+        remote_id=linked_id,
+        content_raw="{}",
+        content_text="text",
     )
     Document.objects.create(owner=owner, stored_file=stored, filename="quarterly report.pdf")
     doomed, spared = emu.control.fake_files(count=2, bytes_each=512 * 1024**2, filename=docqa_name())

@@ -55,15 +55,23 @@ def documents(make_document):
     def make(username):
         owner = user_named(username)
         return [
-            make_document(owner, "acme-report.txt", text="Acme quarterly revenue grew by twelve percent, driven by exports to Norway. "
-                          "Margins held steady at nine percent while freight costs fell."),
-            make_document(owner, "oslo-weather.txt", text="Spring in Oslo was unusually dry; rainfall fell by a third."),
+            make_document(
+                owner,
+                "acme-report.txt",
+                text="Acme quarterly revenue grew by twelve percent, driven by exports to Norway. "
+                "Margins held steady at nine percent while freight costs fell.",
+            ),
+            make_document(
+                owner, "oslo-weather.txt", text="Spring in Oslo was unusually dry; rainfall fell by a third."
+            ),
         ]
 
     return make
 
 
-def test_ask_streams_in_steps_survives_reload_and_matches_the_database(page, asgi_server, celery_worker, emu, documents):
+def test_ask_streams_in_steps_survives_reload_and_matches_the_database(
+    page, asgi_server, celery_worker, emu, documents
+):
     signup(page, asgi_server, "e2e-chat")
     documents("e2e-chat")
     conversation = start_conversation(page, asgi_server, ["acme-report.txt", "oslo-weather.txt"])
@@ -106,7 +114,15 @@ def test_stop_regenerate_rename_search_delete(page, asgi_server, celery_worker, 
     conversation = start_conversation(page, asgi_server, ["acme-report.txt"])
     emu.control.configure(chunk_delay=0.15, chunk_size_words=1)
     ask(page, "What happened to margins?")
-    wait_for(lambda: len(page.locator(LIVE_TEXT).text_content() or "") > 10 if page.locator(LIVE_TEXT).count() else False, timeout=15, message="text")
+    wait_for(
+        lambda: (
+            len(page.locator(LIVE_TEXT).text_content() or "") > 10
+            if page.locator(LIVE_TEXT).count()
+            else False
+        ),
+        timeout=15,
+        message="text",
+    )
     page.get_by_role("button", name="Stop").click()
     page.wait_for_selector(f"{ANSWER}[data-state=stopped]")
     stopped = Message.objects.get(conversation=conversation, role=Role.ASSISTANT)
@@ -121,7 +137,9 @@ def test_stop_regenerate_rename_search_delete(page, asgi_server, celery_worker, 
     assert regenerated.state == State.COMPLETE and len(regenerated.content) > len(stopped.content)
 
     # An error shows in the answer's place in plain words, with Retry; the question stays.
-    emu.control.add_fault("POST", "/v1/chat/completions", status=401, error_type="invalid_authentication_error", count=None)
+    emu.control.add_fault(
+        "POST", "/v1/chat/completions", status=401, error_type="invalid_authentication_error", count=None
+    )
     page.get_by_role("button", name="Regenerate").click()
     page.wait_for_selector(f"{ANSWER}[data-state=failed]", timeout=20_000)
     assert "rejected the API key" in page.locator("[data-role=answer-error]").inner_text()
@@ -156,7 +174,9 @@ def test_stop_regenerate_rename_search_delete(page, asgi_server, celery_worker, 
     assert not Conversation.objects.filter(pk=conversation.pk).exists()
 
 
-def test_hostile_content_is_inert_and_a_second_user_sees_nothing(new_page, asgi_server, celery_worker, emu, make_document):
+def test_hostile_content_is_inert_and_a_second_user_sees_nothing(
+    new_page, asgi_server, celery_worker, emu, make_document
+):
     page = new_page()
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -193,8 +213,12 @@ def test_hostile_content_is_inert_and_a_second_user_sees_nothing(new_page, asgi_
     signup(intruder, asgi_server, "e2e-intruder")
     intruder.goto(f"{asgi_server}/chat/")
     assert intruder.locator("[data-role=conversation]").count() == 0
-    for path in (f"/chat/{conversation.pk}/", f"/chat/{conversation.pk}/export/", f"/chat/answers/{answer_id}/",
-                 f"/chat/answers/{answer_id}/stream/"):
+    for path in (
+        f"/chat/{conversation.pk}/",
+        f"/chat/{conversation.pk}/export/",
+        f"/chat/answers/{answer_id}/",
+        f"/chat/answers/{answer_id}/stream/",
+    ):
         assert intruder.request.get(f"{asgi_server}{path}").status == 404, path
     assert intruder.request.post(f"{asgi_server}/chat/answers/{answer_id}/regenerate/").status in (403, 404)
     intruder.goto(f"{asgi_server}/chat/new/")

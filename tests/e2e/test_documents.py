@@ -28,7 +28,9 @@ def test_signup_upload_three_formats_see_ready_and_read_text(page, asgi_server, 
         row = page.locator("tr.document-row", has_text=name)
         row.wait_for()
     # Live updates over SSE move each row on, without a reload.
-    page.wait_for_function("document.querySelectorAll('tr.document-row[data-status=ready]').length === 3", timeout=30_000)
+    page.wait_for_function(
+        "document.querySelectorAll('tr.document-row[data-status=ready]').length === 3", timeout=30_000
+    )
     for name in files:
         assert "Ready" in page.locator("tr.document-row", has_text=name).inner_text()
     screenshot(page, "documents-ready")
@@ -69,6 +71,8 @@ def test_drag_and_drop_uploads_each_file_with_its_own_progress(page, asgi_server
         }"""
     )
     assert page.locator(".upload-item progress").count() == 2
-    page.wait_for_function("document.querySelectorAll('tr.document-row[data-status=ready]').length === 2", timeout=30_000)
+    page.wait_for_function(
+        "document.querySelectorAll('tr.document-row[data-status=ready]').length === 2", timeout=30_000
+    )
     names = page.locator("tr.document-row .document-name").all_inner_texts()
     assert sorted(names) == ["alpha.txt", "beta.md"]

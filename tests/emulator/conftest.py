@@ -75,7 +75,7 @@ def sse_events(response: requests.Response) -> list[dict | str]:
     events: list[dict | str] = []
     for line in response.iter_lines(decode_unicode=True):
         if line and line.startswith("data: "):
-            payload = line[len("data: "):]
+            payload = line[len("data: ") :]
             events.append(payload if payload == "[DONE]" else json.loads(payload))
     return events
 

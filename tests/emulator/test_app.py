@@ -16,7 +16,9 @@ def test_v1_routes_need_the_bearer_key(emu, api):
         assert response.json() == {
             "error": {"message": "Invalid Authentication", "type": "invalid_authentication_error"}
         }
-    upload = requests.post(emu.base_url + "/files", files={"file": ("a.txt", b"x")}, data={"purpose": "file-extract"})
+    upload = requests.post(
+        emu.base_url + "/files", files={"file": ("a.txt", b"x")}, data={"purpose": "file-extract"}
+    )
     assert upload.status_code == 401
     assert api.get("/models").status_code == 200
 
@@ -26,8 +28,16 @@ def test_models_list_the_spec_models_with_context_and_reasoning(api):
     assert body["object"] == "list"
     models = {model["id"]: model for model in body["data"]}
     for model_id in (
-        "kimi-k2.6", "kimi-k2.5", "kimi-k2-turbo-preview", "kimi-k2-0905-preview", "kimi-k2-thinking",
-        "kimi-k2-thinking-turbo", "moonshot-v1-8k", "moonshot-v1-32k", "moonshot-v1-128k", "moonshot-v1-auto",
+        "kimi-k2.6",
+        "kimi-k2.5",
+        "kimi-k2-turbo-preview",
+        "kimi-k2-0905-preview",
+        "kimi-k2-thinking",
+        "kimi-k2-thinking-turbo",
+        "moonshot-v1-8k",
+        "moonshot-v1-32k",
+        "moonshot-v1-128k",
+        "moonshot-v1-auto",
     ):
         assert models[model_id]["object"] == "model"
     assert models["moonshot-v1-8k"]["context_length"] == 8192

@@ -31,12 +31,16 @@ QUESTION = [
 
 
 def content_of(events: list) -> str:
-    return "".join(e["choices"][0]["delta"].get("content") or "" for e in events if isinstance(e, dict) and e["choices"])
+    return "".join(
+        e["choices"][0]["delta"].get("content") or "" for e in events if isinstance(e, dict) and e["choices"]
+    )
 
 
 def reasoning_of(events: list) -> str:
     return "".join(
-        e["choices"][0]["delta"].get("reasoning_content") or "" for e in events if isinstance(e, dict) and e["choices"]
+        e["choices"][0]["delta"].get("reasoning_content") or ""
+        for e in events
+        if isinstance(e, dict) and e["choices"]
     )
 
 
@@ -74,7 +78,10 @@ def test_chinese_question_gets_chinese_framing(api):
 
 
 def test_no_matching_passage_is_said_plainly(api):
-    messages = [{"role": "system", "content": "Apples are red."}, {"role": "user", "content": "Quantum chromodynamics?"}]
+    messages = [
+        {"role": "system", "content": "Apples are red."},
+        {"role": "user", "content": "Quantum chromodynamics?"},
+    ]
     answer = api.chat(messages=messages).json()["choices"][0]["message"]["content"]
     assert "No passage" in answer
 
@@ -90,7 +97,10 @@ def test_stream_shape_usage_inside_the_choice_and_done(api):
     final = chunks[-1]
     assert final["choices"][0]["finish_reason"] == "stop"
     assert final["choices"][0]["usage"] == final["usage"]
-    assert final["usage"]["total_tokens"] == final["usage"]["prompt_tokens"] + final["usage"]["completion_tokens"]
+    assert (
+        final["usage"]["total_tokens"]
+        == final["usage"]["prompt_tokens"] + final["usage"]["completion_tokens"]
+    )
     assert all(c["choices"][0]["finish_reason"] is None for c in chunks[:-1])
     plain = api.chat(messages=QUESTION).json()
     assert content_of(chunks) == plain["choices"][0]["message"]["content"]
@@ -184,8 +194,11 @@ def test_body_that_is_not_json_is_refused(api):
 def test_first_token_delay_and_chunk_delay_pace_the_stream(emu, api):
     emu.control.configure(first_token_delay=0.3, chunk_delay=0.02, chunk_size_words=50)
     started = time.monotonic()
-    with api.post("/chat/completions", json={"model": "moonshot-v1-8k", "messages": QUESTION, "stream": True},
-                  stream=True) as response:
+    with api.post(
+        "/chat/completions",
+        json={"model": "moonshot-v1-8k", "messages": QUESTION, "stream": True},
+        stream=True,
+    ) as response:
         headers_at = time.monotonic() - started
         events = sse_events(response)
     total = time.monotonic() - started

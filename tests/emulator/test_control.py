@@ -38,9 +38,12 @@ def test_reset_forgets_files_faults_stats_and_knob_changes(emu, api):
     assert emu.control.stats() == {"requests": {}, "last_chat_request_at": None, "files": 0, "bytes": 0}
     assert emu.control.faults() == []
     assert api.get("/models").status_code == 200
-    assert requests.get(emu.base_url.removesuffix("/v1") + "/_emulator/config", timeout=10).json()[
-        "chunk_size_words"
-    ] == Knobs().chunk_size_words
+    assert (
+        requests.get(emu.base_url.removesuffix("/v1") + "/_emulator/config", timeout=10).json()[
+            "chunk_size_words"
+        ]
+        == Knobs().chunk_size_words
+    )
 
 
 def test_configure_checks_its_values(emu):
@@ -69,16 +72,32 @@ def test_runs_as_a_process(tmp_path):
         port = sock.getsockname()[1]
     env = {**os.environ, "EMULATOR_EXTRACT_DELAY": "0"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "docqa.emulator", "--port", str(port), "--data-dir", str(tmp_path),
-         "--api-key", "proc-key", "--log-level", "warning"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "docqa.emulator",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path),
+            "--api-key",
+            "proc-key",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 15
         while True:
             try:
-                response = requests.get(f"http://127.0.0.1:{port}/v1/models",
-                                        headers={"Authorization": "Bearer proc-key"}, timeout=1)
+                response = requests.get(
+                    f"http://127.0.0.1:{port}/v1/models",
+                    headers={"Authorization": "Bearer proc-key"},
+                    timeout=1,
+                )
                 break
             except requests.ConnectionError:
                 assert process.poll() is None, process.stderr.read().decode()

@@ -11,8 +11,11 @@ def test_pdf(api):
     file, content = api.extracted("paper.pdf", samples.pdf_bytes("Transformers attend to every token."))
     assert "Transformers attend to every token." in content["content"]
     assert content == {
-        "content": content["content"], "file_type": "application/pdf", "filename": "paper.pdf",
-        "title": content["title"], "type": "file",
+        "content": content["content"],
+        "file_type": "application/pdf",
+        "filename": "paper.pdf",
+        "title": content["title"],
+        "type": "file",
     }
 
 
@@ -32,7 +35,9 @@ def test_corrupt_pdf_ends_in_error(api):
 
 
 def test_docx_paragraphs_and_tables(api):
-    data = samples.docx_bytes("The lighthouse keeper logs the weather.", [["wind", "force 6"], ["tide", "high"]])
+    data = samples.docx_bytes(
+        "The lighthouse keeper logs the weather.", [["wind", "force 6"], ["tide", "high"]]
+    )
     _, content = api.extracted("log.docx", data)
     assert "The lighthouse keeper logs the weather." in content["content"]
     assert "wind | force 6" in content["content"]
@@ -46,13 +51,17 @@ def test_corrupt_docx_ends_in_error(api):
 
 
 def test_xlsx_sheets_and_cells(api):
-    _, content = api.extracted("budget.xlsx", samples.xlsx_bytes([["item", "cost"], ["rope", 12.5], ["lamp", 40]]))
+    _, content = api.extracted(
+        "budget.xlsx", samples.xlsx_bytes([["item", "cost"], ["rope", 12.5], ["lamp", 40]])
+    )
     assert "## Budget" in content["content"]
     assert "rope\t12.5" in content["content"]
 
 
 def test_pptx_slides(api):
-    _, content = api.extracted("deck.pptx", samples.pptx_bytes("Quarterly tides", "Spring tides peak in March"))
+    _, content = api.extracted(
+        "deck.pptx", samples.pptx_bytes("Quarterly tides", "Spring tides peak in March")
+    )
     assert "## Slide 1" in content["content"]
     assert "Quarterly tides" in content["content"] and "Spring tides peak in March" in content["content"]
 
@@ -67,7 +76,11 @@ def test_html_without_tags_scripts_or_styles(api):
     assert content["title"] == "Harbour guide"
     assert "Moorings" in content["content"]
     assert "Boats & dinghies moor at pier 4." in content["content"]
-    assert "<" not in content["content"] and "secret" not in content["content"] and "color" not in content["content"]
+    assert (
+        "<" not in content["content"]
+        and "secret" not in content["content"]
+        and "color" not in content["content"]
+    )
 
 
 def test_code_csv_json_and_yaml_come_back_verbatim(api):

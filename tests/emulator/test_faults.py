@@ -16,8 +16,14 @@ MESSAGES = [
 
 
 def test_error_fault_answers_the_given_status_and_type_count_times(emu, api):
-    emu.control.add_fault(method="POST", path="/v1/files", status=429,
-                          error_type="rate_limit_reached_error", count=2, retry_after=3)
+    emu.control.add_fault(
+        method="POST",
+        path="/v1/files",
+        status=429,
+        error_type="rate_limit_reached_error",
+        count=2,
+        retry_after=3,
+    )
     for _ in range(2):
         response = api.upload("a.txt", b"hello")
         assert response.status_code == 429
@@ -28,8 +34,13 @@ def test_error_fault_answers_the_given_status_and_type_count_times(emu, api):
 
 
 def test_quota_error_fault_without_retry_after(emu, api):
-    emu.control.add_fault(method="POST", path="/v1/chat/completions", status=429,
-                          error_type="exceeded_current_quota_error", count=1)
+    emu.control.add_fault(
+        method="POST",
+        path="/v1/chat/completions",
+        status=429,
+        error_type="exceeded_current_quota_error",
+        count=1,
+    )
     response = api.chat(messages=MESSAGES)
     assert response.status_code == 429
     assert response.json()["error"]["type"] == "exceeded_current_quota_error"
@@ -39,7 +50,9 @@ def test_quota_error_fault_without_retry_after(emu, api):
 
 def test_faults_match_method_and_path_glob_only(emu, api):
     file_id = api.upload_ok("a.txt", b"x")["id"]
-    emu.control.add_fault(method="DELETE", path="/v1/files/*", status=500, error_type="server_error", count=None)
+    emu.control.add_fault(
+        method="DELETE", path="/v1/files/*", status=500, error_type="server_error", count=None
+    )
     assert api.get(f"/files/{file_id}").status_code == 200
     assert api.get("/files").status_code == 200
     assert api.delete(f"/files/{file_id}").status_code == 500
@@ -55,10 +68,15 @@ def test_unauthenticated_requests_do_not_use_up_a_fault(emu, api):
 
 
 def test_cut_stream_breaks_the_stream_after_n_chunks(emu, api):
-    emu.control.add_fault(method="POST", path="/v1/chat/completions", kind="cut_stream", after_chunks=3, count=1)
+    emu.control.add_fault(
+        method="POST", path="/v1/chat/completions", kind="cut_stream", after_chunks=3, count=1
+    )
     received = []
-    with api.post("/chat/completions", json={"model": "moonshot-v1-8k", "messages": MESSAGES, "stream": True},
-                  stream=True) as response:
+    with api.post(
+        "/chat/completions",
+        json={"model": "moonshot-v1-8k", "messages": MESSAGES, "stream": True},
+        stream=True,
+    ) as response:
         assert response.status_code == 200
         with pytest.raises(requests.exceptions.ChunkedEncodingError):
             for line in response.iter_lines(decode_unicode=True):
@@ -82,7 +100,9 @@ def test_delay_fault_holds_matching_requests(emu, api):
 
 
 def test_extract_error_fault_fails_the_next_uploads_extraction(emu, api):
-    emu.control.add_fault(method="POST", path="/v1/files", kind="extract_error", message="file is encrypted", count=1)
+    emu.control.add_fault(
+        method="POST", path="/v1/files", kind="extract_error", message="file is encrypted", count=1
+    )
     failed = api.wait_done(api.upload_ok("a.txt", b"readable text")["id"])
     assert failed["status"] == "error" and failed["status_details"] == "file is encrypted"
     content = api.get(f"/files/{failed['id']}/content")

@@ -48,8 +48,11 @@ def test_list_retrieve_and_delete(api):
     assert deleted.status_code == 200
     assert deleted.json() == {"id": first["id"], "object": "file", "deleted": True}
     assert [f["id"] for f in api.get("/files").json()["data"]] == [second["id"]]
-    for response in (api.get(f"/files/{first['id']}"), api.delete(f"/files/{first['id']}"),
-                     api.get(f"/files/{first['id']}/content")):
+    for response in (
+        api.get(f"/files/{first['id']}"),
+        api.delete(f"/files/{first['id']}"),
+        api.get(f"/files/{first['id']}/content"),
+    ):
         assert response.status_code == 404
         assert response.json()["error"]["message"] == f"file {first['id']} not found"
 
@@ -126,7 +129,9 @@ def test_oversized_file_without_content_length_is_cut_off_while_streaming(tmp_pa
                 yield b"x" * 10_000
             yield b"\r\n--b--\r\n"
 
-        response = api.post("/files", data=body(), headers={"Content-Type": "multipart/form-data; boundary=b"})
+        response = api.post(
+            "/files", data=body(), headers={"Content-Type": "multipart/form-data; boundary=b"}
+        )
         assert response.status_code == 400
         assert "too large" in response.json()["error"]["message"]
         assert api.get("/files").json()["data"] == []
@@ -171,7 +176,10 @@ def test_files_survive_a_restart(tmp_path):
     with run_emulator(data_dir=tmp_path, api_key="k", knobs=Knobs(extract_delay=0)) as second:
         api = Api(second.base_url, "k")
         assert [f["id"] for f in api.get("/files").json()["data"]] == [kept["id"]]
-        assert json.loads(api.get(f"/files/{kept['id']}/content").text)["content"] == "Persistence is a virtue. 坚持"
+        assert (
+            json.loads(api.get(f"/files/{kept['id']}/content").text)["content"]
+            == "Persistence is a virtue. 坚持"
+        )
 
 
 def test_extraction_cut_short_by_a_stop_resumes_after_restart(tmp_path):

@@ -30,9 +30,17 @@ def linked_files(emu):
             remote_id = emu.control.fake_files(count=1, bytes_each=bytes_each, filename=docqa_name(token))[0]
             rows.append(
                 StoredFile(
-                    sha256=uuid.uuid4().hex * 2, size=bytes_each, extension="pdf", file="files/none.pdf",
-                    upload_token=token, status=status, remote_id=remote_id, remote_uploaded_at=now,
-                    upload_started_at=now, content_raw='{"content": "kept text"}', content_text="kept text",
+                    sha256=uuid.uuid4().hex * 2,
+                    size=bytes_each,
+                    extension="pdf",
+                    file="files/none.pdf",
+                    upload_token=token,
+                    status=status,
+                    remote_id=remote_id,
+                    remote_uploaded_at=now,
+                    upload_started_at=now,
+                    content_raw='{"content": "kept text"}',
+                    content_text="kept text",
                     **fields,
                 )
             )
@@ -48,7 +56,9 @@ def upload():
     def send(owner, name: str = "notes.txt", data: bytes | None = None):
         data = data or f"housekeeping test {uuid.uuid4()}".encode()
         uploaded = SimpleUploadedFile(name, data)
-        return services.document_upload(owner=owner, uploaded_file=uploaded, sha256=hashlib.sha256(data).hexdigest()).document
+        return services.document_upload(
+            owner=owner, uploaded_file=uploaded, sha256=hashlib.sha256(data).hexdigest()
+        ).document
 
     return send
 

@@ -44,7 +44,10 @@ def test_non_staff_and_anonymous_get_no_admin(client, user, linked_files, emu):
     for url in _admin_urls(document):
         response = client.get(url)
         assert response.status_code == 302 and "/admin/login/" in response["Location"], url
-    for name in ("admin:documents_storedfile_account_sync", "admin:documents_storedfile_account_delete_orphans"):
+    for name in (
+        "admin:documents_storedfile_account_sync",
+        "admin:documents_storedfile_account_delete_orphans",
+    ):
         response = client.post(reverse(name), {"all": "1", "confirm": "yes"})
         assert response.status_code == 302 and "/admin/login/" in response["Location"]
     assert len(remote_ids(emu)) == 1
@@ -56,13 +59,19 @@ def test_staff_without_permissions_cannot_open_the_account_page(client, make_use
     assert client.post(reverse("admin:documents_storedfile_account_sync")).status_code == 403
 
 
-def test_account_page_shows_gauges_balance_rows_and_waiting_uploads(client, staff, user, linked_files, emu, settings):
+def test_account_page_shows_gauges_balance_rows_and_waiting_uploads(
+    client, staff, user, linked_files, emu, settings
+):
     settings.DOCQA_ORPHAN_GRACE = 3600
     _document(user, linked_files)
     orphan = emu.control.fake_files(count=1, bytes_each=2048, filename=docqa_name())[0]
     emu.control.fake_files(count=1, bytes_each=10, filename="not-ours.pdf")
     StoredFile.objects.create(
-        sha256="a" * 64, size=5, extension="txt", file="files/w.txt", status=Status.QUEUED,
+        sha256="a" * 64,
+        size=5,
+        extension="txt",
+        file="files/w.txt",
+        status=Status.QUEUED,
         last_error='{"m": "Waiting for room: the Moonshot account is full.", "p": {}}',
     )
     housekeeping.remote_files_reconcile()
@@ -78,7 +87,9 @@ def test_account_page_shows_gauges_balance_rows_and_waiting_uploads(client, staf
     assert orphan in html and "report.pdf" not in html
 
 
-def test_delete_orphans_asks_for_confirmation_with_the_count(client, staff, emu, settings, django_capture_on_commit_callbacks):
+def test_delete_orphans_asks_for_confirmation_with_the_count(
+    client, staff, emu, settings, django_capture_on_commit_callbacks
+):
     settings.DOCQA_ORPHAN_GRACE = 3600
     orphans = emu.control.fake_files(count=3, bytes_each=10, filename=docqa_name())
     housekeeping.remote_files_reconcile()
@@ -103,7 +114,9 @@ def test_delete_orphans_asks_for_confirmation_with_the_count(client, staff, emu,
     assert response["HX-Refresh"] == "true" and "Orphans deleted: 2." in response.content.decode()
 
 
-def test_document_actions_reextract_release_and_delete(client, staff, user, linked_files, emu, django_capture_on_commit_callbacks):
+def test_document_actions_reextract_release_and_delete(
+    client, staff, user, linked_files, emu, django_capture_on_commit_callbacks
+):
     document = _document(user, linked_files)
     remote_id = document.stored_file.remote_id
     client.force_login(staff)
@@ -124,7 +137,9 @@ def test_document_actions_reextract_release_and_delete(client, staff, user, link
     assert StoredFile.objects.get(pk=stored.pk).status == Status.QUEUED and len(callbacks) == 1
 
     StoredFile.objects.filter(pk=stored.pk).update(status=Status.READY)
-    response = client.post(url, {"action": "delete_selected", "_selected_action": [document.pk], "post": "yes"})
+    response = client.post(
+        url, {"action": "delete_selected", "_selected_action": [document.pk], "post": "yes"}
+    )
     assert response.status_code == 302
     assert not Document.objects.exists() and not StoredFile.objects.exists()
 
@@ -159,7 +174,12 @@ def test_admin_columns_filters_and_fields_are_translated(client, staff, user, li
     pages = {
         reverse("admin:documents_document_changelist"): ["文件名", "所有者", "状态", "最近使用时间"],
         reverse("admin:documents_storedfile_changelist"): ["扩展名", "Token 数", "最近使用时间"],
-        reverse("admin:documents_storedfile_change", args=[document.stored_file_id]): ["尝试次数", "状态变更时间", "备注", "Moonshot 上的文件名"],
+        reverse("admin:documents_storedfile_change", args=[document.stored_file_id]): [
+            "尝试次数",
+            "状态变更时间",
+            "备注",
+            "Moonshot 上的文件名",
+        ],
         reverse("admin:chat_conversation_changelist"): ["标题", "所有者", "模型", "更新时间"],
     }
     for url, labels in pages.items():
@@ -167,6 +187,14 @@ def test_admin_columns_filters_and_fields_are_translated(client, staff, user, li
         for label in labels:
             assert label in page, (url, label)
         # No English field name left as a column header.
-        for english in ("Filename", "Owner", "Last used at", "Extension", "Token count", "Updated at",
-                        "Error display", "Remote filename"):
+        for english in (
+            "Filename",
+            "Owner",
+            "Last used at",
+            "Extension",
+            "Token count",
+            "Updated at",
+            "Error display",
+            "Remote filename",
+        ):
             assert f">{english}<" not in page, (url, english)

@@ -75,7 +75,9 @@ def test_a_copy_recorded_after_the_listing_is_not_taken_for_missing(emu, linked_
     from django.utils import timezone
 
     (fresh,) = linked_files(1)
-    StoredFile.objects.filter(pk=fresh.pk).update(remote_id="cqrecordedlater", remote_uploaded_at=timezone.now())
+    StoredFile.objects.filter(pk=fresh.pk).update(
+        remote_id="cqrecordedlater", remote_uploaded_at=timezone.now()
+    )
     before = timezone.now() - __import__("datetime").timedelta(seconds=5)
     assert housekeeping.stored_files_missing(remote_ids=set(), listed_at=before) == []
 
@@ -84,7 +86,9 @@ def test_failed_delete_is_retried_next_run_and_404_counts_as_done(emu, settings)
     settings.DOCQA_ORPHAN_GRACE = 0
     first, second = emu.control.fake_files(count=2, bytes_each=10, filename=docqa_name())
     emu.control.add_fault("DELETE", f"/v1/files/{first}", status=500, error_type="server_error", count=None)
-    emu.control.add_fault("DELETE", f"/v1/files/{second}", status=404, error_type="resource_not_found_error", count=1)
+    emu.control.add_fault(
+        "DELETE", f"/v1/files/{second}", status=404, error_type="resource_not_found_error", count=1
+    )
 
     report = housekeeping.remote_files_reconcile()
     assert report.orphans_failed == 1 and report.orphans_deleted == 1  # the 404 one
@@ -131,7 +135,9 @@ def test_two_runs_at_once_do_the_work_once(emu, settings):
     assert remote_ids(emu) == set()
 
 
-def test_deleting_a_document_never_waits_for_moonshot(emu, user, upload, settings, django_capture_on_commit_callbacks):
+def test_deleting_a_document_never_waits_for_moonshot(
+    emu, user, upload, settings, django_capture_on_commit_callbacks
+):
     """A failing remote delete leaves the local delete done; the next sync removes the orphan."""
     settings.DOCQA_ORPHAN_GRACE = 0
     document = upload(user)
@@ -177,8 +183,17 @@ def test_a_sync_listed_before_a_delete_does_not_bring_the_file_back():
     from docqa.moonshot import FileObject
 
     listed_at = timezone.now() - timedelta(seconds=5)
-    gone = FileObject.from_api({"id": "cqgone", "filename": "docqa-x.pdf", "bytes": 1, "created_at": 1,
-                                "object": "file", "purpose": "file-extract", "status": "ok"})
+    gone = FileObject.from_api(
+        {
+            "id": "cqgone",
+            "filename": "docqa-x.pdf",
+            "bytes": 1,
+            "created_at": 1,
+            "object": "file",
+            "purpose": "file-extract",
+            "status": "ok",
+        }
+    )
     kept = FileObject.from_api({**gone.raw, "id": "cqkept"})
     housekeeping._snapshot_forget(["cqgone"])  # deleted after the listing began...
     housekeeping.snapshot_record(remote=[gone, kept], balance=None, taken_at=listed_at)  # ...recorded after

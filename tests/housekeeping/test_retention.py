@@ -58,11 +58,15 @@ def test_evict_looks_at_bytes_too(emu, linked_files, settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_delete_after_extract_drops_the_copy_once_the_text_is_stored(emu, celery_worker, user, upload, settings):
+def test_delete_after_extract_drops_the_copy_once_the_text_is_stored(
+    emu, celery_worker, user, upload, settings
+):
     settings.DOCQA_RETENTION = "delete-after-extract"
     document = upload(user, data=b"delete after extract: the text stays")
     stored = wait_for(
-        lambda: StoredFile.objects.filter(pk=document.stored_file_id, status=Status.READY, remote_id="").first(),
+        lambda: StoredFile.objects.filter(
+            pk=document.stored_file_id, status=Status.READY, remote_id=""
+        ).first(),
         message="ready with the remote copy released",
     )
     assert "the text stays" in stored.content_text
@@ -73,7 +77,8 @@ def test_delete_after_extract_drops_the_copy_once_the_text_is_stored(emu, celery
 def test_reextract_of_a_missing_copy_uploads_the_local_file_again(emu, celery_worker, user, upload):
     document = upload(user, data=b"re-extract me from the local copy")
     stored = wait_for(
-        lambda: StoredFile.objects.filter(pk=document.stored_file_id, status=Status.READY).first(), message="ready"
+        lambda: StoredFile.objects.filter(pk=document.stored_file_id, status=Status.READY).first(),
+        message="ready",
     )
     from docqa.connections import moonshot_client
 
@@ -105,8 +110,15 @@ def test_full_account_of_1000_files_queues_uploads_and_evict_resumes_them(
     now = timezone.now()
     StoredFile.objects.bulk_create(
         StoredFile(
-            sha256=uuid4().hex * 2, size=int(9.9 * GB / 1000), extension="pdf", file="files/none.pdf",
-            status=Status.READY, remote_id=remote_id, remote_uploaded_at=now, content_raw="{}", content_text="t",
+            sha256=uuid4().hex * 2,
+            size=int(9.9 * GB / 1000),
+            extension="pdf",
+            file="files/none.pdf",
+            status=Status.READY,
+            remote_id=remote_id,
+            remote_uploaded_at=now,
+            content_raw="{}",
+            content_text="t",
             last_used_at=now - timedelta(seconds=i),
         )
         for i, remote_id in enumerate(ids)
@@ -138,25 +150,34 @@ def test_full_account_of_1000_files_queues_uploads_and_evict_resumes_them(
     assert stored.remote_id in remote_ids(emu)
     assert emu.control.stats()["files"] == 750
     # The least recently used went; the text of every evicted file is still there.
-    assert StoredFile.objects.filter(remote_id="", status=Status.READY).exclude(content_text="").count() == 251
+    assert (
+        StoredFile.objects.filter(remote_id="", status=Status.READY).exclude(content_text="").count() == 251
+    )
     record_property("fill_seconds", round(fill_seconds, 2))
     record_property("reconcile_1000_seconds", round(reconcile_seconds, 2))
     record_property("evict_251_seconds", round(evict_seconds, 2))
-    print(f"\nfill {fill_seconds:.2f}s, reconcile of 1,000 {reconcile_seconds:.2f}s, evict 251 {evict_seconds:.2f}s")
+    print(
+        f"\nfill {fill_seconds:.2f}s, reconcile of 1,000 {reconcile_seconds:.2f}s, evict 251 {evict_seconds:.2f}s"
+    )
 
 
 @pytest.mark.django_db(transaction=True)
-def test_orphans_filling_the_account_are_cleaned_and_the_queue_resumes(emu, celery_worker, user, upload, settings):
+def test_orphans_filling_the_account_are_cleaned_and_the_queue_resumes(
+    emu, celery_worker, user, upload, settings
+):
     """Moonshot itself refuses the upload (the database knew of no files); reconcile frees room."""
     settings.DOCQA_ORPHAN_GRACE = 0
     from tests.housekeeping.conftest import docqa_name
 
     emu.control.fake_files(count=1000, bytes_each=1000, filename=docqa_name())
     document = upload(user, data=b"refused by moonshot, then resumed")
-    wait_for(lambda: housekeeping.uploads_waiting().filter(pk=document.stored_file_id).exists(), message="parked")
+    wait_for(
+        lambda: housekeeping.uploads_waiting().filter(pk=document.stored_file_id).exists(), message="parked"
+    )
     report = housekeeping.remote_files_reconcile()
     assert report.orphans_deleted == 1000
     stored = wait_for(
-        lambda: StoredFile.objects.filter(pk=document.stored_file_id, status=Status.READY).first(), message="resumed"
+        lambda: StoredFile.objects.filter(pk=document.stored_file_id, status=Status.READY).first(),
+        message="resumed",
     )
     assert remote_ids(emu) == {stored.remote_id}

@@ -116,8 +116,7 @@ def start_event_stream(conn: socket.socket, *, chunked: bool = True) -> None:
     """Headers of a `text/event-stream` answer; without chunking the body ends at close."""
     framing = "Transfer-Encoding: chunked\r\n" if chunked else ""
     conn.sendall(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n"
-        f"{framing}\r\n".encode()
+        f"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n{framing}\r\n".encode()
     )
 
 

@@ -12,8 +12,12 @@ from docqa.moonshot import RateLimitError, RedisLimiter
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 
-def test_every_attempt_takes_a_requests_per_minute_slot(emu, make_client, sleep, redis_server, redis_namespace):
-    limiter = RedisLimiter(redis_server, max_concurrency=0, max_rpm=3, namespace=redis_namespace, max_wait=0.2)
+def test_every_attempt_takes_a_requests_per_minute_slot(
+    emu, make_client, sleep, redis_server, redis_namespace
+):
+    limiter = RedisLimiter(
+        redis_server, max_concurrency=0, max_rpm=3, namespace=redis_namespace, max_wait=0.2
+    )
     client = make_client(emu.base_url, emu.api_key, limiter=limiter)
     emu.control.add_fault("GET", "/v1/models", status=429, count=2)
     client.models_list()  # two 429s and a success: three attempts, three slots
@@ -45,7 +49,9 @@ def test_a_stream_holds_its_slot_until_closed(emu, make_client, redis_server, re
 
 
 def test_exhausted_stream_releases_its_slot(emu, make_client, redis_server, redis_namespace):
-    limiter = RedisLimiter(redis_server, max_concurrency=1, max_rpm=0, namespace=redis_namespace, max_wait=0.3)
+    limiter = RedisLimiter(
+        redis_server, max_concurrency=1, max_rpm=0, namespace=redis_namespace, max_wait=0.3
+    )
     client = make_client(emu.base_url, emu.api_key, limiter=limiter)
     for _ in range(3):
         assert list(client.chat_completion_stream(model="moonshot-v1-8k", messages=MESSAGES))

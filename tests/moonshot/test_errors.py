@@ -85,9 +85,11 @@ def test_retryable_flags(cls, retryable):
 
 
 def test_html_error_page_gives_server_error_with_readable_message():
-    page = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>" + (
-        b"<p>nginx</p>" * 100
-    ) + b"</body></html>"
+    page = (
+        b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
+        + (b"<p>nginx</p>" * 100)
+        + b"</body></html>"
+    )
     error = error_for_response(502, page, reason="Bad Gateway")
     assert isinstance(error, ServerError)
     assert error.message.startswith("502 Bad Gateway 502 Bad Gateway nginx")

@@ -35,13 +35,23 @@ def test_key_echoed_by_a_server_is_redacted_from_errors(raw_server, make_client)
         send_response(
             conn,
             401,
-            {"error": {"message": f"Incorrect API key provided: {API_KEY}", "type": "invalid_authentication_error"}},
+            {
+                "error": {
+                    "message": f"Incorrect API key provided: {API_KEY}",
+                    "type": "invalid_authentication_error",
+                }
+            },
         )
 
     client = make_client(raw_server(handler).base_url)
     with pytest.raises(AuthenticationError) as caught:
         client.models_list()
-    for text in (str(caught.value), repr(caught.value), caught.value.message, str(pickle.dumps(caught.value))):
+    for text in (
+        str(caught.value),
+        repr(caught.value),
+        caught.value.message,
+        str(pickle.dumps(caught.value)),
+    ):
         assert API_KEY not in text
     assert "Incorrect API key provided: ***" in str(caught.value)
 

@@ -96,9 +96,7 @@ def test_last_event_without_blank_line_is_dispatched_at_close():
 
 
 def test_retry_field_and_unknown_fields():
-    assert feed_all([b"retry: 3000\nfoo: bar\ndata: x\n\n"]) == [
-        SSEEvent(data="x", retry=3000)
-    ]
+    assert feed_all([b"retry: 3000\nfoo: bar\ndata: x\n\n"]) == [SSEEvent(data="x", retry=3000)]
 
 
 def test_iter_sse_events_is_lazy():

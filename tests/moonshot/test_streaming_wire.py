@@ -22,9 +22,7 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 
 
 @pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "close-delimited"])
-def test_each_event_is_yielded_while_the_server_still_holds_the_next(
-    raw_server, make_client, chunked
-):
+def test_each_event_is_yielded_while_the_server_still_holds_the_next(raw_server, make_client, chunked):
     """The server waits for the test to see an event before sending the next one; a client
     that buffered deltas would deadlock here (and fail on the timeout)."""
     seen = [threading.Event() for _ in range(3)]
@@ -96,9 +94,7 @@ def test_event_split_across_network_writes_is_reassembled(raw_server, make_clien
     assert chunks[0].finish_reason == "stop"
 
 
-def test_connection_reset_mid_stream_raises_interrupted_with_partial_text(
-    raw_server, make_client, sleep
-):
+def test_connection_reset_mid_stream_raises_interrupted_with_partial_text(raw_server, make_client, sleep):
     def handler(request, conn):
         start_event_stream(conn)
         send_chunk(conn, chunk_event("Once upon", reasoning_content=""))
@@ -173,16 +169,12 @@ def test_reset_before_first_event_is_retried(raw_server, make_client, sleep):
 
     server = raw_server(handler)
     client = make_client(server.base_url)
-    assert [c.content for c in client.chat_completion_stream(model="m", messages=MESSAGES)] == [
-        "ok"
-    ]
+    assert [c.content for c in client.chat_completion_stream(model="m", messages=MESSAGES)] == ["ok"]
     assert len(server.requests) == 2
     assert len(sleep.waits) == 1
 
 
-def test_html_502_is_a_server_error_with_readable_message_and_is_retried(
-    raw_server, make_client, sleep
-):
+def test_html_502_is_a_server_error_with_readable_message_and_is_retried(raw_server, make_client, sleep):
     page = "<html><body><h1>502 Bad Gateway</h1><hr><center>nginx</center></body></html>"
 
     def handler(request, conn):
@@ -273,8 +265,16 @@ def test_status_detail_spelling_from_the_wire(raw_server, make_client):
         send_response(
             conn,
             200,
-            {"id": "cq1", "object": "file", "bytes": 3, "created_at": 1, "filename": "a.pdf",
-             "purpose": "file-extract", "status": "error", "status_detail": "encrypted"},
+            {
+                "id": "cq1",
+                "object": "file",
+                "bytes": 3,
+                "created_at": 1,
+                "filename": "a.pdf",
+                "purpose": "file-extract",
+                "status": "error",
+                "status_detail": "encrypted",
+            },
         )
 
     client = make_client(raw_server(handler).base_url)

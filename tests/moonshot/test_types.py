@@ -67,10 +67,17 @@ def test_chat_chunk_fields():
         {
             "id": "c1",
             "model": "kimi-k2-thinking",
-            "choices": [{"index": 0, "delta": {"reasoning_content": "hm", "content": None}, "finish_reason": None}],
+            "choices": [
+                {"index": 0, "delta": {"reasoning_content": "hm", "content": None}, "finish_reason": None}
+            ],
         }
     )
-    assert (chunk.content, chunk.reasoning_content, chunk.finish_reason, chunk.usage) == ("", "hm", None, None)
+    assert (chunk.content, chunk.reasoning_content, chunk.finish_reason, chunk.usage) == (
+        "",
+        "hm",
+        None,
+        None,
+    )
     assert (chunk.id, chunk.model) == ("c1", "kimi-k2-thinking")
 
 
@@ -86,10 +93,24 @@ def test_balance_floats():
 
 def test_public_api_names():
     assert set(docqa.moonshot.__all__) == {
-        "MoonshotClient", "FileObject", "ChatChunk", "ModelInfo", "Balance",
-        "MoonshotError", "AuthenticationError", "PermissionDeniedError", "InvalidRequestError",
-        "ContextLengthError", "NotFoundError", "RateLimitError", "QuotaExceededError", "ServerError",
-        "MoonshotTimeout", "MoonshotConnectionError", "StreamInterrupted", "RedisLimiter",
+        "MoonshotClient",
+        "FileObject",
+        "ChatChunk",
+        "ModelInfo",
+        "Balance",
+        "MoonshotError",
+        "AuthenticationError",
+        "PermissionDeniedError",
+        "InvalidRequestError",
+        "ContextLengthError",
+        "NotFoundError",
+        "RateLimitError",
+        "QuotaExceededError",
+        "ServerError",
+        "MoonshotTimeout",
+        "MoonshotConnectionError",
+        "StreamInterrupted",
+        "RedisLimiter",
     }
 
 

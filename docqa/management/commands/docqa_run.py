@@ -42,37 +42,80 @@ class Command(BaseCommand):
         if settings.REDIS_EMBEDDED:
             socket = socket_path_from_url(settings.REDIS_URL)
             socket.unlink(missing_ok=True)
-            processes["redis"] = embedded_redis_command(socket_path=socket, data_dir=settings.VAR_DIR / "redis")
+            processes["redis"] = embedded_redis_command(
+                socket_path=socket, data_dir=settings.VAR_DIR / "redis"
+            )
         if settings.MOONSHOT_OFFLINE:
             base = urlsplit(settings.MOONSHOT_BASE_URL)
             processes["emulator"] = [
-                python, "-m", "docqa.emulator",
-                "--host", base.hostname or "127.0.0.1",
-                "--port", str(base.port or 8765),
-                "--data-dir", str(settings.VAR_DIR / "emulator"),
-                "--api-key", settings.MOONSHOT_API_KEY,
+                python,
+                "-m",
+                "docqa.emulator",
+                "--host",
+                base.hostname or "127.0.0.1",
+                "--port",
+                str(base.port or 8765),
+                "--data-dir",
+                str(settings.VAR_DIR / "emulator"),
+                "--api-key",
+                settings.MOONSHOT_API_KEY,
             ]
-            self.stdout.write(self.style.WARNING(
-                "No MOONSHOT_API_KEY: running offline against the local emulator at "
-                f"{settings.MOONSHOT_BASE_URL}."
-            ))
+            self.stdout.write(
+                self.style.WARNING(
+                    "No MOONSHOT_API_KEY: running offline against the local emulator at "
+                    f"{settings.MOONSHOT_BASE_URL}."
+                )
+            )
         processes["web"] = [
-            python, "-m", "uvicorn", "docqa.asgi:application",
-            "--host", options["host"], "--port", str(options["port"]),
-            "--lifespan", "off", "--timeout-graceful-shutdown", "5",
+            python,
+            "-m",
+            "uvicorn",
+            "docqa.asgi:application",
+            "--host",
+            options["host"],
+            "--port",
+            str(options["port"]),
+            "--lifespan",
+            "off",
+            "--timeout-graceful-shutdown",
+            "5",
         ]
         celery = [python, "-m", "celery", "-A", "docqa"]
         processes["files"] = [
-            *celery, "worker", "-Q", "files", "-n", "files@%h",
-            "--pool", "prefork", "--concurrency", str(options["file_workers"]), "--loglevel", "INFO",
+            *celery,
+            "worker",
+            "-Q",
+            "files",
+            "-n",
+            "files@%h",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(options["file_workers"]),
+            "--loglevel",
+            "INFO",
         ]
         processes["answers"] = [
-            *celery, "worker", "-Q", "answers", "-n", "answers@%h",
-            "--pool", "threads", "--concurrency", str(options["answer_threads"]), "--loglevel", "INFO",
+            *celery,
+            "worker",
+            "-Q",
+            "answers",
+            "-n",
+            "answers@%h",
+            "--pool",
+            "threads",
+            "--concurrency",
+            str(options["answer_threads"]),
+            "--loglevel",
+            "INFO",
         ]
         processes["beat"] = [
-            *celery, "beat", "--loglevel", "INFO",
-            "--schedule", str(settings.VAR_DIR / "celerybeat-schedule"),
+            *celery,
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(settings.VAR_DIR / "celerybeat-schedule"),
         ]
 
         self.stdout.write(f"docqa on http://{options['host']}:{options['port']}/  (Ctrl-C stops everything)")

@@ -18,14 +18,18 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--dry-run", action="store_true", help="Report what would be deleted; delete nothing.")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Report what would be deleted; delete nothing."
+        )
         parser.add_argument("--policy", choices=POLICIES, help="Use this policy instead of DOCQA_RETENTION.")
 
     def handle(self, *args, dry_run: bool = False, policy: str | None = None, **options):
         policy = policy or settings.DOCQA_RETENTION
         report = retention_apply(policy=policy, dry_run=dry_run)
         if report.skipped:
-            self.stdout.write(self.style.WARNING("The retention policy is being applied elsewhere; nothing done."))
+            self.stdout.write(
+                self.style.WARNING("The retention policy is being applied elsewhere; nothing done.")
+            )
             return
         verb = "would be deleted" if dry_run else "deleted"
         self.stdout.write(("Dry run: nothing was changed. " if dry_run else "") + f"Policy: {policy}.")

@@ -18,7 +18,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--dry-run", action="store_true", help="Report what would change; change nothing.")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Report what would change; change nothing."
+        )
 
     def handle(self, *args, dry_run: bool = False, **options):
         try:
@@ -52,4 +54,6 @@ class Command(BaseCommand):
         for label, value in rows:
             self.stdout.write(f"{label.ljust(width)}  {value}")
         if report.orphans_failed:
-            self.stdout.write(self.style.WARNING(f"{report.orphans_failed} deletes failed; the next run retries them."))
+            self.stdout.write(
+                self.style.WARNING(f"{report.orphans_failed} deletes failed; the next run retries them.")
+            )
