@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench messages chromium clean
+.PHONY: run test lint bench messages chromium clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ run: $(INSTALLED)
 
 test: $(INSTALLED) chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# ruff: lint (pyflakes, isort, bugbear, …) and formatting, as configured in pyproject.toml.
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # Browser tests drive Debian's Chromium (Playwright cannot download its own here).
 chromium:

@@ -232,7 +232,7 @@ class Stack:
 
     def spawn(self, name: str) -> Proc:
         proc = self.procs[name]
-        log = open(proc.log, "ab")
+        log = open(proc.log, "ab")  # noqa: SIM115 - the child process keeps it
         proc.popen = subprocess.Popen(
             proc.command, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )

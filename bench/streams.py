@@ -234,7 +234,7 @@ def concurrent(
             async def one(user, conversation):
                 try:
                     return await asyncio.wait_for(docqa_answer(app, user, conversation), timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     return A.Timeline(http.now(), [], "", False, "timed out")
 
             return await asyncio.gather(*(one(u, c) for u, c in plan))
@@ -249,7 +249,7 @@ def concurrent(
             wall_docqa = http.now() - start
             cpu = {k: v - cpu_before[k] for k, v in _cpu(stack).items()}
         _answers_settle()
-        step_pairs = [Pair(d, q) for d, q in zip(directs, docqas)]
+        step_pairs = [Pair(d, q) for d, q in zip(directs, docqas, strict=True)]
         pairs_check(step_pairs)
         results.append(Step(n, step_pairs, dict(sampler.peak), idle, wall_direct, wall_docqa, cpu))
 

@@ -48,7 +48,7 @@ from docqa.chat.streams import (
     stop_flag_key,
 )
 from docqa.connections import moonshot_client, redis_client
-from docqa.documents.models import Document, Status
+from docqa.documents.models import Document
 from docqa.moonshot import MoonshotError, StreamInterrupted
 from docqa.notes import note
 from docqa.upstream import upstream_error_note

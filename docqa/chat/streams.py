@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 
-from docqa.connections import async_redis_client, redis_client
 from docqa.chat.models import answer_stream_key
+from docqa.connections import async_redis_client, redis_client
 
 logger = logging.getLogger("docqa.chat.streams")
 

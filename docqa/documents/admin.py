@@ -372,7 +372,7 @@ class StoredFileAdmin(admin.ModelAdmin):
         overview = housekeeping.account_overview()
         orphans = set(overview.orphan_ids)
         if request.POST.get("all"):
-            chosen = [rid for rid in overview.orphan_ids]
+            chosen = list(overview.orphan_ids)
         else:
             chosen = [rid for rid in request.POST.getlist("ids") if rid in orphans]
         if not chosen:

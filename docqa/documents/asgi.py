@@ -10,8 +10,8 @@ from __future__ import annotations
 from http.cookies import SimpleCookie
 
 from django.conf import settings
-from django.utils.translation import gettext as _
 from django.utils.translation import check_for_language, override
+from django.utils.translation import gettext as _
 
 # Multipart framing and the CSRF field around the file itself.
 ENVELOPE_BYTES = 1024 * 1024

@@ -29,8 +29,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import redis
 from django.conf import settings
@@ -97,7 +96,7 @@ def remote_name_token(filename: str) -> uuid.UUID | None:
 
 
 def _created(remote: FileObject) -> datetime | None:
-    return datetime.fromtimestamp(remote.created_at, tz=dt_timezone.utc) if remote.created_at else None
+    return datetime.fromtimestamp(remote.created_at, tz=UTC) if remote.created_at else None
 
 
 def remote_files_classify(*, remote: Iterable[FileObject], now: datetime | None = None) -> list[RemoteRow]:
@@ -119,13 +118,13 @@ def remote_files_classify(*, remote: Iterable[FileObject], now: datetime | None 
     rows = []
     for item in remote:
         created = _created(item)
-        base = dict(
-            remote_id=item.id,
-            filename=item.filename,
-            bytes=item.bytes,
-            created_at=created,
-            status=item.status,
-        )
+        base = {
+            "remote_id": item.id,
+            "filename": item.filename,
+            "bytes": item.bytes,
+            "created_at": created,
+            "status": item.status,
+        }
         if item.id in local:
             pk = local[item.id]["pk"]
             rows.append(
@@ -541,7 +540,7 @@ def stored_file_reextract(*, stored_file_id: int) -> bool:
     if stored is None or stored["status"] not in (Status.READY, Status.FAILED):
         return False
     old_remote = stored["remote_id"] if stored["status"] == Status.FAILED else ""
-    fields = dict(last_error="", attempts=0, remote_missing_at=None)
+    fields = {"last_error": "", "attempts": 0, "remote_missing_at": None}
     if old_remote:
         fields.update(remote_id="", upload_started_at=None)
     moved = services.stored_file_transition(
@@ -804,7 +803,7 @@ def account_overview() -> AccountOverview:
         for stored in missing
     ]
     rows.sort(key=lambda row: (_KIND_ORDER[row.kind], row.created_at or timezone.now()))
-    counts = {kind: 0 for kind in _KIND_ORDER}
+    counts = dict.fromkeys(_KIND_ORDER, 0)
     for row in rows:
         counts[row.kind] += 1
     return AccountOverview(

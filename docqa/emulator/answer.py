@@ -21,9 +21,71 @@ _QUOTE_CHARS = 700
 _CJK_RUN = re.compile(f"[{CJK_CHAR}]+")
 _WORD = re.compile(r"[0-9A-Za-z\u00c0-\u024f]+(?:['’][A-Za-z]+)?")
 _STOPWORDS = frozenset(
-    "a an and are as at be but by can could did do does for from had has have how i in is it its "
-    "me my of on or our please say so tell than that the their them then there these they this "
-    "to was we were what when where which who whom why will with would you your about into".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "please",
+        "say",
+        "so",
+        "tell",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "about",
+        "into",
+    ]
 )
 _CJK_STOPCHARS = frozenset("的了是在和与及或吗呢吧啊请问什么怎样如何哪个这那个一")
 
@@ -185,7 +247,7 @@ def passages_rank(question: str, passages: list[Passage], top: int = TOP_PASSAGE
     document_frequency = Counter(t for ts in passage_terms for t in ts if t in wanted)
     total = len(passages)
     scored = []
-    for index, (passage, found) in enumerate(zip(passages, passage_terms)):
+    for index, (passage, found) in enumerate(zip(passages, passage_terms, strict=True)):
         shared = wanted & found
         if not shared:
             continue

@@ -10,12 +10,56 @@ from docqa.emulator.errors import invalid_request
 PURPOSES = ("file-extract", "image", "video", "batch")
 
 IMAGE_EXTENSIONS = frozenset(
-    ".jpeg .jpg .png .bmp .gif .svg .svgz .webp .ico .xbm .dib .pjp .tif .pjpeg .avif .apng "
-    ".tiff .jfif".split()
+    [
+        ".jpeg",
+        ".jpg",
+        ".png",
+        ".bmp",
+        ".gif",
+        ".svg",
+        ".svgz",
+        ".webp",
+        ".ico",
+        ".xbm",
+        ".dib",
+        ".pjp",
+        ".tif",
+        ".pjpeg",
+        ".avif",
+        ".apng",
+        ".tiff",
+        ".jfif",
+    ]
 )
 TEXT_EXTENSIONS = frozenset(
-    ".txt .md .csv .json .log .go .h .c .cpp .cxx .cc .cs .java .js .css .jsp .php .py .py3 "
-    ".asp .yaml .yml .ini .conf .ts .tsx".split()
+    [
+        ".txt",
+        ".md",
+        ".csv",
+        ".json",
+        ".log",
+        ".go",
+        ".h",
+        ".c",
+        ".cpp",
+        ".cxx",
+        ".cc",
+        ".cs",
+        ".java",
+        ".js",
+        ".css",
+        ".jsp",
+        ".php",
+        ".py",
+        ".py3",
+        ".asp",
+        ".yaml",
+        ".yml",
+        ".ini",
+        ".conf",
+        ".ts",
+        ".tsx",
+    ]
 )
 HTML_EXTENSIONS = frozenset({".html", ".htm"})
 LEGACY_EXTENSIONS = frozenset({".doc", ".dot", ".xls", ".ppt", ".mobi"})

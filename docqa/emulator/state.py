@@ -29,7 +29,7 @@ class Knobs:
     chunk_size_words: int = 4
 
     @classmethod
-    def from_env(cls) -> "Knobs":
+    def from_env(cls) -> Knobs:
         """Defaults, overridden by EMULATOR_FIRST_TOKEN_DELAY, EMULATOR_CHUNK_DELAY,
         EMULATOR_EXTRACT_DELAY and EMULATOR_CHUNK_SIZE_WORDS."""
         knobs = cls()

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from docqa.emulator.errors import ApiError, invalid_request
+from docqa.emulator.errors import invalid_request
 
 MB = 1024 * 1024
 GB = 1024 * MB

@@ -123,7 +123,7 @@ class MoonshotClient:
         content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
         def open_body(stack: ExitStack) -> tuple[MultipartEncoder, dict[str, str]]:
-            handle = stack.enter_context(open(path, "rb"))
+            handle = stack.enter_context(open(path, "rb"))  # noqa: SIM115 - closed by the ExitStack
             encoder = MultipartEncoder(fields={"purpose": purpose, "file": (filename, handle, content_type)})
             return encoder, {"Content-Type": encoder.content_type}
 

@@ -197,14 +197,14 @@ def _multipart(fields: dict, files) -> tuple[bytes, str]:
 
 def _first_chunks(iterator, is_async: bool, count: int = 3) -> bytes:
     if not is_async:
-        return b"".join(chunk for _, chunk in zip(range(count), iterator))
+        return b"".join(chunk for _, chunk in zip(range(count), iterator, strict=False))
 
     async def read():
         out = b""
         for _ in range(count):
             try:
                 chunk = await asyncio.wait_for(anext(iterator), 2)
-            except (StopAsyncIteration, asyncio.TimeoutError):
+            except (TimeoutError, StopAsyncIteration):
                 break
             out += chunk if isinstance(chunk, bytes) else chunk.encode()
         await iterator.aclose()

@@ -264,7 +264,7 @@ def test_sweep_interrupts_answers_whose_worker_died(transactional_db, conversati
 
 
 def test_documents_through_the_real_pipeline(celery_worker, user):
-    data = "Bergen harbour handled 4,200 ships in 2023, most of them ferries.\n".encode()
+    data = b"Bergen harbour handled 4,200 ships in 2023, most of them ferries.\n"
     uploaded = SimpleUploadedFile("harbour.txt", data)
     document = document_services.document_upload(
         owner=user, uploaded_file=uploaded, sha256=hashlib.sha256(data).hexdigest()

@@ -7,8 +7,6 @@ import time
 import pytest
 import requests
 
-from tests.emulator.conftest import sse_events
-
 MESSAGES = [
     {"role": "system", "content": "The ferry leaves at six. The ferry returns at nine. " * 5},
     {"role": "user", "content": "When does the ferry leave?"},

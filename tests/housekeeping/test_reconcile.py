@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import uuid
 
 import pytest
 from django.core.management import call_command
@@ -19,7 +18,7 @@ def test_orphans_past_the_grace_period_go_everything_else_stays(emu, linked_file
     settings.DOCQA_ORPHAN_GRACE = 0
     linked = linked_files(2)
     foreign = emu.control.fake_files(count=2, bytes_each=10, filename="someone-elses.pdf")
-    orphans = emu.control.fake_files(count=3, bytes_each=10, filename=docqa_name())
+    emu.control.fake_files(count=3, bytes_each=10, filename=docqa_name())
     # An upload that landed but whose worker has not recorded the id yet.
     in_flight = StoredFile.objects.create(
         sha256="f" * 64, size=10, extension="pdf", file="files/x.pdf", status=Status.UPLOADING

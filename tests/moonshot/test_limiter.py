@@ -53,9 +53,8 @@ def test_requests_per_minute_limit_holds_across_limiters(redis_server, redis_nam
         with limiter.slot():
             pass
     started = time.monotonic()
-    with pytest.raises(RateLimitError) as caught:
-        with second.slot():
-            pass
+    with pytest.raises(RateLimitError) as caught, second.slot():
+        pass
     assert 0.25 <= time.monotonic() - started < 2
     assert caught.value.retryable
     assert "3/min" in str(caught.value)
@@ -63,9 +62,8 @@ def test_requests_per_minute_limit_holds_across_limiters(redis_server, redis_nam
 
 def test_slot_is_released_when_the_block_raises(redis_server, redis_namespace):
     limiter = limiter_for(redis_server, redis_namespace, max_concurrency=1, max_wait=0.2)
-    with pytest.raises(KeyError):
-        with limiter.slot():
-            raise KeyError("boom")
+    with pytest.raises(KeyError), limiter.slot():
+        raise KeyError("boom")
     with limiter.slot():
         pass
 
@@ -77,9 +75,8 @@ def test_expired_lease_of_a_crashed_process_is_reclaimed(redis_server, redis_nam
     never_left = crashed.slot()
     never_left.__enter__()
     survivor = limiter_for(redis_server, redis_namespace, max_concurrency=1, max_wait=0.1)
-    with pytest.raises(RateLimitError):
-        with survivor.slot():
-            pass
+    with pytest.raises(RateLimitError), survivor.slot():
+        pass
     patient = limiter_for(redis_server, redis_namespace, max_concurrency=1, max_wait=3)
     started = time.monotonic()
     with patient.slot():
@@ -95,9 +92,8 @@ def test_keepalive_extends_a_long_lease(redis_server, redis_namespace):
         for _ in range(8):  # 0.8 s in all, longer than the lease
             time.sleep(0.1)
             lease.keepalive()
-        with pytest.raises(RateLimitError):
-            with other.slot():
-                pass
+        with pytest.raises(RateLimitError), other.slot():
+            pass
 
 
 def test_zero_means_unlimited_and_touches_nothing(redis_server, redis_namespace):

@@ -7,8 +7,8 @@ from django.template.defaultfilters import filesizeformat
 
 from docqa.documents.housekeeping import remote_files_reconcile
 from docqa.moonshot import MoonshotError
-from docqa.upstream import upstream_error_note
 from docqa.notes import note_display
+from docqa.upstream import upstream_error_note
 
 
 class Command(BaseCommand):
