@@ -15,6 +15,7 @@ import redis
 import redis.asyncio
 from django.conf import settings
 
+from docqa import keys
 from docqa.moonshot import MoonshotClient, RedisLimiter
 
 _local = threading.local()
@@ -68,6 +69,7 @@ def moonshot_client() -> MoonshotClient:
                 redis.Redis(connection_pool=_redis_pool(settings.REDIS_URL)),
                 max_concurrency=settings.MOONSHOT_MAX_CONCURRENCY,
                 max_rpm=settings.MOONSHOT_MAX_RPM,
+                namespace=keys.MOONSHOT_NAMESPACE,
             )
         client = MoonshotClient(
             base_url=settings.MOONSHOT_BASE_URL,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterable
 
+from docqa import keys
 from docqa.connections import async_redis_client, redis_client
 
 logger = logging.getLogger("docqa.events")
@@ -19,16 +20,12 @@ STREAM_TTL_SECONDS = 24 * 3600
 KEEPALIVE_SECONDS = 15
 
 
-def user_stream_key(user_id: int) -> str:
-    return f"docqa:events:user:{user_id}"
-
-
 def events_publish(*, user_ids: Iterable[int], event: str, data: str = "") -> None:
     """Append `event` to each user's stream. Never raises: a missed live update is only cosmetic."""
     try:
         pipe = redis_client().pipeline(transaction=False)
         for user_id in set(user_ids):
-            key = user_stream_key(user_id)
+            key = keys.user_events(user_id)
             pipe.xadd(key, {"event": event, "data": data}, maxlen=STREAM_MAXLEN, approximate=True)
             pipe.expire(key, STREAM_TTL_SECONDS)
         pipe.execute()
@@ -39,7 +36,7 @@ def events_publish(*, user_ids: Iterable[int], event: str, data: str = "") -> No
 async def events_listen(*, user_id: int, last_id: str = "$") -> AsyncIterator[tuple[str, str, str] | None]:
     """Yield (stream id, event, data) as they arrive; None when idle, for a keep-alive."""
     client = async_redis_client()
-    key = user_stream_key(user_id)
+    key = keys.user_events(user_id)
     try:
         if last_id == "$":
             # Resolve "now" once, so events between two XREADs are not skipped.

@@ -165,12 +165,3 @@ class Message(models.Model):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
-
-    @property
-    def stream_key(self) -> str:
-        return answer_stream_key(self.pk)
-
-
-def answer_stream_key(answer_id: int) -> str:
-    """The Redis Stream of one answer's deltas: one key per answer, never per conversation."""
-    return f"docqa:answer:{answer_id}"

@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop as N_
 
+from docqa import keys
 from docqa.chat import context
 from docqa.chat.context import (  # noqa: F401 - part of this module's API
     DocumentSize,
@@ -45,10 +46,10 @@ from docqa.chat.streams import (
     AnswerPublisher,
     answer_end_publish,
     answer_stop_request,
-    stop_flag_key,
 )
 from docqa.connections import moonshot_client, redis_client
 from docqa.documents.models import Document
+from docqa.locks import Lease, lease_is_held
 from docqa.moonshot import MoonshotError, StreamInterrupted
 from docqa.notes import note
 from docqa.upstream import upstream_error_note
@@ -56,7 +57,6 @@ from docqa.upstream import upstream_error_note
 logger = logging.getLogger("docqa.chat.services")
 
 TITLE_LENGTH = 80
-MODELS_CACHE_KEY = "docqa:chat:models"
 # Saved text is at most this old while an answer streams.
 SAVE_INTERVAL = 1.0
 ANSWER_LOCK_TTL = 60
@@ -77,7 +77,7 @@ def models_available() -> dict[str, int]:
     queued and the configured default plus the moonshot-v1 family stand in.
     """
     try:
-        cached = redis_client().get(MODELS_CACHE_KEY)
+        cached = redis_client().get(keys.MODELS_CACHE)
     except Exception:  # noqa: BLE001 - a page still renders without the list
         cached = None
     if cached:
@@ -99,7 +99,7 @@ def models_refresh() -> dict[str, int]:
         info.id: info.context_length or context.FALLBACK_CONTEXT_LENGTH
         for info in moonshot_client().models_list()
     }
-    redis_client().set(MODELS_CACHE_KEY, json.dumps(models), ex=settings.DOCQA_MODELS_CACHE_SECONDS)
+    redis_client().set(keys.MODELS_CACHE, json.dumps(models), ex=settings.DOCQA_MODELS_CACHE_SECONDS)
     return models
 
 
@@ -283,7 +283,7 @@ def _ask_rate_check(owner) -> None:
     if not limit:
         return
     window = int(time.time() // 60)
-    key = f"docqa:chat:asks:{owner.pk}:{window}"
+    key = keys.asks_window(owner.pk, window)
     pipe = redis_client().pipeline()
     pipe.incr(key)
     pipe.expire(key, 120)
@@ -308,10 +308,6 @@ def _answer_enqueue(answer_id: int, prepare=None) -> None:
     transaction.on_commit(send)
 
 
-def _prepared_key(answer_id: int) -> str:
-    return f"docqa:answer:{answer_id}:request"
-
-
 def _prepared_handoff(answer_id: int, prepare) -> None:
     """Leave the ready-made request for the task, so it can send it without reading the database.
 
@@ -323,7 +319,9 @@ def _prepared_handoff(answer_id: int, prepare) -> None:
     try:
         prepared = prepare()
         if prepared is not None:
-            redis_client().set(_prepared_key(answer_id), json.dumps(prepared.as_dict()), ex=PREPARED_TTL)
+            redis_client().set(
+                keys.answer_request(answer_id), json.dumps(prepared.as_dict()), ex=PREPARED_TTL
+            )
     except Exception:  # noqa: BLE001 - the task prepares the request itself
         logger.warning("could not hand over the request for answer %s", answer_id, exc_info=True)
 
@@ -331,9 +329,9 @@ def _prepared_handoff(answer_id: int, prepare) -> None:
 def _prepared_take(answer_id: int) -> tuple[PreparedRequest | None, bool]:
     """The handed-over request (taken: a second delivery never finds it) and whether Stop was asked."""
     pipe = redis_client().pipeline(transaction=True)
-    pipe.get(_prepared_key(answer_id))
-    pipe.delete(_prepared_key(answer_id))
-    pipe.exists(stop_flag_key(answer_id))
+    pipe.get(keys.answer_request(answer_id))
+    pipe.delete(keys.answer_request(answer_id))
+    pipe.exists(keys.answer_stop(answer_id))
     raw, _deleted, stop = pipe.execute()
     return (PreparedRequest.from_dict(json.loads(raw)) if raw else None), bool(stop)
 
@@ -612,11 +610,9 @@ def _answer_mark_started(answer_id: int, prepared: PreparedRequest) -> bool:
     )
 
 
-def _answer_lock(answer_id: int):
-    # Not thread-local: the saver thread renews it while the task thread streams.
-    return redis_client().lock(
-        f"docqa:lock:answer:{answer_id}", timeout=ANSWER_LOCK_TTL, blocking=False, thread_local=False
-    )
+def _answer_lock(answer_id: int) -> Lease:
+    # Renewed by the saver thread, not a thread of its own: one thread renews every answer.
+    return Lease(keys.answer_lock(answer_id), ttl=ANSWER_LOCK_TTL)
 
 
 class StreamingAnswer:
@@ -718,7 +714,7 @@ class AnswerSaver:
         live = []
         for answer in batch:
             try:
-                answer.lock.reacquire()
+                answer.lock.renew()
             except Exception as exc:  # noqa: BLE001 - raised in the task thread, as if renewed there
                 answer.failure = exc
                 continue
@@ -844,10 +840,7 @@ def answer_generate(*, answer_id: int) -> str:
             return "interrupted"
         return _answer_prepare_and_stream(answer, lock)
     finally:
-        try:
-            lock.release()
-        except Exception:  # noqa: BLE001 - an expired lock is already free
-            pass
+        lock.release()
 
 
 def _answer_prepare_and_stream(answer: Message, lock) -> str:
@@ -988,9 +981,8 @@ def answers_sweep_stale() -> int:
         created_at__lt=now - timedelta(seconds=settings.DOCQA_ANSWER_QUEUE_TIMEOUT),
     )
     count = 0
-    r = redis_client()
     for answer_id in stale_started.values_list("pk", flat=True):
-        if r.exists(f"docqa:lock:answer:{answer_id}"):
+        if lease_is_held(keys.answer_lock(answer_id)):
             continue  # still being written, just slowly
         count += _answer_finish(
             answer_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 
-from docqa.chat.models import answer_stream_key
+from docqa import keys
 from docqa.connections import async_redis_client, redis_client
 
 logger = logging.getLogger("docqa.chat.streams")
@@ -26,16 +26,12 @@ STREAM_TTL_FINISHED = 600
 IDLE_SECONDS = 10
 
 
-def stop_flag_key(answer_id: int) -> str:
-    return f"docqa:answer:{answer_id}:stop"
-
-
 class AnswerPublisher:
     """Appends one answer's deltas to its stream and reads its stop flag in the same round trip."""
 
     def __init__(self, answer_id: int) -> None:
-        self.key = answer_stream_key(answer_id)
-        self.stop_key = stop_flag_key(answer_id)
+        self.key = keys.answer_stream(answer_id)
+        self.stop_key = keys.answer_stop(answer_id)
         self.redis = redis_client()
         self._expiry_set = False
 
@@ -62,26 +58,26 @@ class AnswerPublisher:
 
 def answer_end_publish(answer_id: int) -> None:
     """Tell listeners the answer's final state is saved; the stream then expires soon."""
-    key = answer_stream_key(answer_id)
+    key = keys.answer_stream(answer_id)
     try:
         pipe = redis_client().pipeline(transaction=False)
         pipe.xadd(key, {"k": END}, maxlen=STREAM_MAXLEN, approximate=True)
         pipe.expire(key, STREAM_TTL_FINISHED)
-        pipe.delete(stop_flag_key(answer_id))
+        pipe.delete(keys.answer_stop(answer_id))
         pipe.execute()
     except Exception:  # noqa: BLE001 - listeners also poll the database when idle
         logger.warning("could not publish the end of answer %s", answer_id, exc_info=True)
 
 
 def answer_stop_request(answer_id: int) -> None:
-    redis_client().set(stop_flag_key(answer_id), "1", ex=STREAM_TTL_LIVE)
+    redis_client().set(keys.answer_stop(answer_id), "1", ex=STREAM_TTL_LIVE)
 
 
 async def answer_entries(
     client, *, answer_id: int, after: str
 ) -> AsyncIterator[list[tuple[str, dict[str, str]]] | None]:
     """Yield batches of entries after `after` as they arrive (XREAD BLOCK); None when idle."""
-    key = answer_stream_key(answer_id)
+    key = keys.answer_stream(answer_id)
     cursor = after or "0-0"
     while True:
         result = await client.xread({key: cursor}, block=IDLE_SECONDS * 1000, count=200)
@@ -96,14 +92,14 @@ async def answer_entries(
 
 async def answer_entries_since(client, *, answer_id: int, after: str) -> list[tuple[str, dict[str, str]]]:
     """The entries already in the stream after `after` ("" for all of them)."""
-    entries = await client.xrange(answer_stream_key(answer_id), min=after or "-", max="+")
+    entries = await client.xrange(keys.answer_stream(answer_id), min=after or "-", max="+")
     return [(entry_id, fields) for entry_id, fields in entries if entry_id != after]
 
 
 async def answer_stream_has(client, *, answer_id: int, entry_id: str) -> bool:
     """Whether `entry_id` is still in the stream (so resuming after it loses nothing)."""
     try:
-        found = await client.xrange(answer_stream_key(answer_id), min=entry_id, max=entry_id, count=1)
+        found = await client.xrange(keys.answer_stream(answer_id), min=entry_id, max=entry_id, count=1)
     except Exception:  # noqa: BLE001 - a malformed Last-Event-ID is simply not there
         return False
     return bool(found)

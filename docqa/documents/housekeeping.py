@@ -39,9 +39,11 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_noop as N_
 
+from docqa import keys
 from docqa.connections import moonshot_client, redis_client
 from docqa.documents import services
 from docqa.documents.models import TRANSIENT_STATUSES, Status, StoredFile
+from docqa.locks import lease_held
 from docqa.moonshot import FileObject, MoonshotError, NotFoundError
 from docqa.notes import note, note_display
 
@@ -50,15 +52,9 @@ logger = logging.getLogger("docqa.documents.housekeeping")
 REMOTE_NAME = re.compile(r"^docqa-(?P<token>[0-9a-f]{32})\.[0-9A-Za-z]{1,10}$")
 WAITING_FOR_ROOM = "Waiting for room"  # how both of the pipeline's parking notes begin
 
-SNAPSHOT_KEY = "docqa:housekeeping:snapshot"
-# Remote ids deleted lately, scored by when: a sync that listed the account before a delete
-# may record its snapshot after it, and must not bring the deleted file back on the page.
-DELETED_KEY = "docqa:housekeeping:deleted"
 DELETED_KEEP_SECONDS = 24 * 3600
-JOB_KEY = "docqa:housekeeping:job"
-RECONCILE_LOCK = "docqa:lock:reconcile"
-RETENTION_LOCK = "docqa:lock:retention"
-RETENTION_NUDGE_KEY = "docqa:housekeeping:retention-nudged"
+# Housekeeping leases are renewed while a run works, so a killed run frees its job at once.
+HOUSEKEEPING_LOCK_TTL = 60
 
 Progress = Callable[[int, int], None]
 
@@ -198,18 +194,18 @@ def snapshot_record(*, remote: list[FileObject], balance: dict | None, taken_at:
         ],
         "balance": balance,
     }
-    redis_client().set(SNAPSHOT_KEY, json.dumps(payload))
+    redis_client().set(keys.REMOTE_SNAPSHOT, json.dumps(payload))
 
 
 def snapshot_get() -> dict | None:
     """The last listing, less the files deleted since it was taken."""
     client = redis_client()
-    raw = client.get(SNAPSHOT_KEY)
+    raw = client.get(keys.REMOTE_SNAPSHOT)
     if not raw:
         return None
     data = json.loads(raw)
     taken = datetime.fromisoformat(data["taken_at"]).timestamp()
-    deleted = set(client.zrangebyscore(DELETED_KEY, taken, "+inf"))
+    deleted = set(client.zrangebyscore(keys.REMOTE_DELETED, taken, "+inf"))
     if deleted:
         data["files"] = [item for item in data["files"] if item["id"] not in deleted]
     return data
@@ -227,21 +223,21 @@ def _snapshot_forget(remote_ids: Iterable[str]) -> None:
     client = redis_client()
     now = timezone.now().timestamp()
     pipe = client.pipeline(transaction=False)
-    pipe.zadd(DELETED_KEY, dict.fromkeys(gone, now))
-    pipe.zremrangebyscore(DELETED_KEY, "-inf", now - DELETED_KEEP_SECONDS)
-    pipe.expire(DELETED_KEY, DELETED_KEEP_SECONDS)
+    pipe.zadd(keys.REMOTE_DELETED, dict.fromkeys(gone, now))
+    pipe.zremrangebyscore(keys.REMOTE_DELETED, "-inf", now - DELETED_KEEP_SECONDS)
+    pipe.expire(keys.REMOTE_DELETED, DELETED_KEEP_SECONDS)
     pipe.execute()
     for _attempt in range(5):
         with client.pipeline() as pipe:
             try:
-                pipe.watch(SNAPSHOT_KEY)
-                raw = pipe.get(SNAPSHOT_KEY)
+                pipe.watch(keys.REMOTE_SNAPSHOT)
+                raw = pipe.get(keys.REMOTE_SNAPSHOT)
                 if not raw:
                     return
                 data = json.loads(raw)
                 data["files"] = [item for item in data["files"] if item["id"] not in gone]
                 pipe.multi()
-                pipe.set(SNAPSHOT_KEY, json.dumps(data))
+                pipe.set(keys.REMOTE_SNAPSHOT, json.dumps(data))
                 pipe.execute()
                 return
             except redis.WatchError:
@@ -308,16 +304,10 @@ def remote_files_reconcile(*, dry_run: bool = False, progress: Progress | None =
     Idempotent; a second run while one holds the lock returns at once with `skipped` set.
     Raises MoonshotError when the account cannot be listed (nothing is changed then).
     """
-    lock = redis_client().lock(RECONCILE_LOCK, timeout=settings.CELERY_TASK_TIME_LIMIT, blocking=False)
-    if not lock.acquire():
-        return ReconcileReport(dry_run=dry_run, skipped=True)
-    try:
+    with lease_held(keys.RECONCILE_LOCK, ttl=HOUSEKEEPING_LOCK_TTL) as lease:
+        if lease is None:
+            return ReconcileReport(dry_run=dry_run, skipped=True)
         return _reconcile(dry_run=dry_run, progress=progress)
-    finally:
-        try:
-            lock.release()
-        except Exception:  # noqa: BLE001 - an expired lock is already free
-            pass
 
 
 def _reconcile(*, dry_run: bool, progress: Progress | None) -> ReconcileReport:
@@ -589,7 +579,7 @@ def account_full_reported() -> None:
     if settings.DOCQA_RETENTION == "keep":
         return
     try:
-        if not redis_client().set(RETENTION_NUDGE_KEY, "1", nx=True, ex=10):
+        if not redis_client().set(keys.RETENTION_NUDGED, "1", nx=True, ex=10):
             return
         from docqa.documents.tasks import retention_apply
 
@@ -685,11 +675,10 @@ def retention_apply(
     report = RetentionReport(policy=policy, dry_run=dry_run)
     if policy == "keep":
         return report
-    lock = redis_client().lock(RETENTION_LOCK, timeout=settings.CELERY_TASK_TIME_LIMIT, blocking=False)
-    if not lock.acquire():
-        report.skipped = True
-        return report
-    try:
+    with lease_held(keys.RETENTION_LOCK, ttl=HOUSEKEEPING_LOCK_TTL) as lease:
+        if lease is None:
+            report.skipped = True
+            return report
         targets = _retention_targets(policy=policy, report=report)
         if progress:
             progress(0, len(targets))
@@ -701,11 +690,6 @@ def retention_apply(
                 progress(done, len(targets))
         if report.released and not dry_run:
             report.resumed = uploads_waiting_resume()
-    finally:
-        try:
-            lock.release()
-        except Exception:  # noqa: BLE001
-            pass
     if report.released:
         logger.info("retention %s: released %s remote copies", policy, report.released)
     return report
@@ -851,7 +835,7 @@ class Job:
 
 
 def job_get() -> Job | None:
-    data = redis_client().hgetall(JOB_KEY)
+    data = redis_client().hgetall(keys.HOUSEKEEPING_JOB)
     if not data:
         return None
     return Job(**{**data, "done": int(data.get("done", 0)), "total": int(data.get("total", 0))})
@@ -862,9 +846,9 @@ def job_create(*, kind: str) -> Job:
     job = Job(id=uuid.uuid4().hex, kind=kind, started_at=timezone.now().isoformat())
     client = redis_client()
     with client.pipeline() as pipe:
-        pipe.delete(JOB_KEY)
-        pipe.hset(JOB_KEY, mapping={k: str(v) for k, v in asdict(job).items()})
-        pipe.expire(JOB_KEY, 24 * 3600)
+        pipe.delete(keys.HOUSEKEEPING_JOB)
+        pipe.hset(keys.HOUSEKEEPING_JOB, mapping={k: str(v) for k, v in asdict(job).items()})
+        pipe.expire(keys.HOUSEKEEPING_JOB, 24 * 3600)
         pipe.execute()
     return job
 
@@ -874,9 +858,9 @@ def _job_update(job_id: str | None, **fields) -> None:
         return
     client = redis_client()
     # Only the job still on show is updated; a newer one replaced it otherwise.
-    if client.hget(JOB_KEY, "id") != job_id:
+    if client.hget(keys.HOUSEKEEPING_JOB, "id") != job_id:
         return
-    client.hset(JOB_KEY, mapping={k: str(v) for k, v in fields.items()})
+    client.hset(keys.HOUSEKEEPING_JOB, mapping={k: str(v) for k, v in fields.items()})
 
 
 def job_progress(job_id: str | None) -> Progress:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.utils.translation import gettext_noop as N_
 
-from docqa.connections import redis_client
+from docqa import keys
 from docqa.documents import services
+from docqa.locks import Lease
 from docqa.moonshot import AuthenticationError, MoonshotError
 from docqa.notes import note
 
@@ -22,28 +22,6 @@ MAX_INGEST_RETRIES = 8
 # (SIGKILL, OOM) frees its file within a minute; a lock as long as the task time limit kept
 # every re-queued run of that file answering "locked" for a quarter of an hour.
 INGEST_LOCK_TTL = 60
-
-
-class _LockRenewal:
-    """Keeps a Redis lock alive from a background thread until stopped."""
-
-    def __init__(self, lock, *, every: float) -> None:
-        self._lock = lock
-        self._every = every
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ingest-lock-renewal", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stopped.wait(self._every):
-            try:
-                self._lock.reacquire()
-            except Exception:  # noqa: BLE001 - Redis away for a moment: try again next time
-                logger.warning("could not renew %s", self._lock.name, exc_info=True)
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join(timeout=5)
 
 
 def _backoff(retries: int, *, base: float = 5.0, cap: float = 300.0) -> float:
@@ -57,18 +35,22 @@ def document_ingest(self, stored_file_id: int) -> str:
     Safe to run twice: a Redis lock keeps two runs from working on one file at once, and
     every step checks the row's state first.
     """
-    # Not thread-local: the renewal thread extends the lock this thread took.
-    lock = redis_client().lock(
-        f"docqa:lock:ingest:{stored_file_id}", timeout=INGEST_LOCK_TTL, blocking=False, thread_local=False
-    )
-    if not lock.acquire():
+    lease = Lease(keys.ingest_lock(stored_file_id), ttl=INGEST_LOCK_TTL)
+    if not lease.acquire():
         logger.info("ingest of %s already running elsewhere", stored_file_id)
         return "locked"
-    renewal = _LockRenewal(lock, every=INGEST_LOCK_TTL / 3)
+    try:
+        with lease.renewed():
+            return _ingest(self, stored_file_id)
+    finally:
+        lease.release()
+
+
+def _ingest(task, stored_file_id: int) -> str:
     try:
         return services.stored_file_ingest(stored_file_id=stored_file_id)
     except services.ExtractionPending:
-        raise self.retry(countdown=2, max_retries=None) from None
+        raise task.retry(countdown=2, max_retries=None) from None
     except MoonshotError as exc:
         # 401 may be fixed by an administrator; the rest of the retryable errors pass by.
         attempts = services.stored_file_count_attempt(stored_file_id=stored_file_id)
@@ -78,18 +60,12 @@ def document_ingest(self, stored_file_id: int) -> str:
         services.stored_file_record_failure(stored_file_id=stored_file_id, exc=exc, final=final)
         if final:
             return "failed"
-        raise self.retry(countdown=_backoff(attempts - 1), max_retries=None) from None
+        raise task.retry(countdown=_backoff(attempts - 1), max_retries=None) from None
     except SoftTimeLimitExceeded:
         services.stored_file_note(
             stored_file_id=stored_file_id, message=note(N_("This is taking long; trying again…"))
         )
-        raise self.retry(countdown=5, max_retries=None) from None
-    finally:
-        renewal.stop()
-        try:
-            lock.release()
-        except Exception:  # noqa: BLE001 - an expired lock is already free
-            pass
+        raise task.retry(countdown=5, max_retries=None) from None
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=10)

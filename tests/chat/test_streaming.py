@@ -13,8 +13,9 @@ import requests
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from docqa import keys
 from docqa.chat import services
-from docqa.chat.models import Message, Role, State, answer_stream_key
+from docqa.chat.models import Message, Role, State
 from docqa.chat.streams import CONTENT, REASONING, AnswerPublisher
 from docqa.connections import redis_client
 from docqa.documents import services as document_services
@@ -33,7 +34,7 @@ def ask(conversation, question="How much did the quarterly revenue grow?"):
 
 
 def stream_text(answer_id: int) -> tuple[str, str]:
-    entries = redis_client().xrange(answer_stream_key(answer_id))
+    entries = redis_client().xrange(keys.answer_stream(answer_id))
     content = "".join(f.get("t", "") for _i, f in entries if f.get("k") == "c")
     reasoning = "".join(f.get("t", "") for _i, f in entries if f.get("k") == "r")
     return content, reasoning
@@ -66,9 +67,9 @@ def test_answer_streams_to_complete_with_usage(celery_worker, conversation, emu)
     assert done.started_at <= done.first_token_at <= done.finished_at
     content, _ = stream_text(answer.pk)
     assert content == done.content
-    ttl = redis_client().ttl(answer_stream_key(answer.pk))
+    ttl = redis_client().ttl(keys.answer_stream(answer.pk))
     assert 0 < ttl <= 600
-    entries = redis_client().xrange(answer_stream_key(answer.pk))
+    entries = redis_client().xrange(keys.answer_stream(answer.pk))
     assert entries[-1][1] == {"k": "end"}
 
 
@@ -260,7 +261,7 @@ def test_sweep_interrupts_answers_whose_worker_died(transactional_db, conversati
         lost.pk: State.INTERRUPTED,
     }
     assert Message.objects.get(pk=dead.pk).content == "so far"
-    assert redis_client().xrange(answer_stream_key(dead.pk))[-1][1] == {"k": "end"}
+    assert redis_client().xrange(keys.answer_stream(dead.pk))[-1][1] == {"k": "end"}
 
 
 def test_documents_through_the_real_pipeline(celery_worker, user):
@@ -420,7 +421,7 @@ def test_sse_snapshot_mid_stream_then_deltas(celery_worker, session, conversatio
 def test_sse_for_a_finished_answer_is_one_done_event_from_the_database(celery_worker, session, conversation):
     answer = ask(conversation)
     wait_for(lambda: finished(answer.pk), message="finished")
-    redis_client().delete(answer_stream_key(answer.pk))
+    redis_client().delete(keys.answer_stream(answer.pk))
     reader = SSEReader(session, f"{session.base}/chat/answers/{answer.pk}/stream/")
     items = list(reader.events())
     assert [i[0] for i in items] == ["done"]
@@ -474,7 +475,7 @@ def test_saves_keep_coming_while_a_slow_stream_relays(celery_worker, conversatio
         if row.content and (not seen or seen[-1][1] != row.content):
             seen.append((len(row.content), row.stream_cursor))
             # Each save is consistent: its text is exactly the stream up to its cursor.
-            entries = redis_client().xrange(answer_stream_key(answer.pk), max=row.stream_cursor)
+            entries = redis_client().xrange(keys.answer_stream(answer.pk), max=row.stream_cursor)
             assert "".join(f.get("t", "") for _i, f in entries if f.get("k") == "c") == row.content
             assert row.first_token_at is not None and row.started_at <= row.first_token_at
         time.sleep(0.1)
@@ -509,4 +510,4 @@ def test_an_answer_finished_elsewhere_makes_the_task_stop_quietly(transactional_
     time.sleep(services.SAVE_INTERVAL * 1.5)  # no save after the end overwrites what the sweep kept
     row = Message.objects.get(pk=answer.pk)
     assert row.state == State.INTERRUPTED and row.content == "kept by the sweep"
-    assert not redis_client().exists(f"docqa:lock:answer:{answer.pk}")
+    assert not redis_client().exists(keys.answer_lock(answer.pk))
