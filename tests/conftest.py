@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
 import socket
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from docqa.connections import redis_client
-
-_usernames = itertools.count(1)
+from tests import factories
 
 
 @pytest.fixture(scope="session")
@@ -99,12 +96,9 @@ def celery_worker(transactional_db, emu):
 
 
 @pytest.fixture
-def make_user(django_user_model):
-    def make(username: str | None = None, password: str = "correct horse battery staple", **extra):
-        username = username or f"user{next(_usernames)}"
-        user = django_user_model.objects.create_user(username=username, password=password, **extra)
-        user.raw_password = password
-        return user
+def make_user(db):
+    def make(username: str | None = None, password: str = factories.PASSWORD, **extra):
+        return factories.user_create(username, password=password, **extra)
 
     return make
 
@@ -171,6 +165,3 @@ def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.05, messag
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {message}")
         time.sleep(interval)
-
-
-FIXTURES = Path(__file__).parent / "fixtures"

@@ -2,56 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
-import itertools
-
 import pytest
 import requests
-from django.core.files.base import ContentFile
 
-from docqa.chat import services
-from docqa.documents.models import Document, Status, StoredFile
-
-_counter = itertools.count(1)
-
-
-def sample_raw(text: str, filename: str = "doc.txt") -> str:
-    """Extracted content shaped like Moonshot's (a JSON string), kept byte for byte."""
-    import json
-
-    return json.dumps(
-        {"content": text, "file_type": "text/plain", "filename": filename, "title": "", "type": "file"},
-        ensure_ascii=False,
-    )
+from docqa.documents.models import Status
+from tests import factories
 
 
 @pytest.fixture
 def make_document(db):
     def make(
-        owner,
-        filename: str | None = None,
-        *,
-        text: str = "",
-        tokens: int | None = None,
-        status: str = Status.READY,
+        owner, filename: str | None = None, *, text: str = "", tokens: int | None = None, status=Status.READY
     ):
-        n = next(_counter)
-        filename = filename or f"doc{n}.txt"
-        text = text or f"Document {n}: the quarterly revenue of Acme grew by {n * 7} percent in spring."
-        raw = sample_raw(text, filename)
-        digest = hashlib.sha256(f"{n}:{text}".encode()).hexdigest()
-        stored = StoredFile(
-            sha256=digest,
-            size=len(text),
-            extension="txt",
-            status=status,
-            content_raw=raw,
-            content_text=text,
-            token_count=tokens if tokens is not None else len(raw) // 3 + 8,
+        return factories.document_create(
+            owner=owner, filename=filename, text=text, tokens=tokens, status=status
         )
-        stored.file.save(f"{digest}.txt", ContentFile(text.encode()), save=False)
-        stored.save()
-        return Document.objects.create(owner=owner, stored_file=stored, filename=filename)
 
     return make
 
@@ -59,10 +24,7 @@ def make_document(db):
 @pytest.fixture
 def make_conversation(make_document):
     def make(owner, documents=None, **kwargs):
-        documents = documents or [make_document(owner)]
-        return services.conversation_create(
-            owner=owner, document_ids=[d.pk for d in documents], language="en", **kwargs
-        )
+        return factories.conversation_create(owner=owner, documents=documents, **kwargs)
 
     return make
 
