@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from django.conf import settings
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 # Contextvars follow a request from the event loop into the handler's thread (asgiref copies
@@ -129,6 +130,8 @@ class JsonFormatter(_JsonFormatter):
 
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("rename_fields", {"levelname": "level", "name": "logger", "asctime": "time"})
+        # uvicorn adds its message again with terminal colours; the plain one is enough.
+        kwargs.setdefault("reserved_attrs", [*RESERVED_ATTRS, "color_message"])
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s", **kwargs)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import requests
@@ -50,6 +51,18 @@ def test_unreachable_redis_names_the_check_within_two_seconds(app, settings):
     assert reply.status == 503
     assert json.loads(reply.body) == {**ALL_OK, "redis": "failed"}
     assert str(port).encode() not in reply.body and b"127.0.0.1" not in reply.body
+    assert elapsed < 2.5, elapsed
+
+
+def test_a_redis_that_never_answers_fails_within_two_seconds(app, settings):
+    with socket.socket() as silent:  # accepts connections (the backlog), never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        settings.REDIS_URL = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        started = time.monotonic()
+        reply = asgi_request(app, "/readyz")
+        elapsed = time.monotonic() - started
+    assert (reply.status, json.loads(reply.body)) == (503, {**ALL_OK, "redis": "failed"})
     assert elapsed < 2.5, elapsed
 
 
