@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "docqa.accounts",
     "docqa.documents",
     "docqa.chat",
+    "docqa.ops",
 ]
 
 MIDDLEWARE = [
@@ -292,11 +293,31 @@ DOCQA_ANSWER_STALE_AFTER = env_int("DOCQA_ANSWER_STALE_AFTER", 60, minimum=5)
 # An answer whose task never started within this long is given up.
 DOCQA_ANSWER_QUEUE_TIMEOUT = env_int("DOCQA_ANSWER_QUEUE_TIMEOUT", 900, minimum=30)
 
+# --- Logs and metrics (docqa.ops) ----------------------------------------------------------
+# text: one readable line per record; json: one JSON object per line (python-json-logger).
+# Either way every handler carries the request / task / answer id and redacts the API key.
+DOCQA_LOG_FORMAT = env_choice("DOCQA_LOG_FORMAT", "text", ("text", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "context": {"()": "docqa.ops.logs.LogContextFilter"},
+        "redact": {"()": "docqa.ops.logs.SecretRedactingFilter"},
+    },
+    "formatters": {
+        "text": {
+            "()": "docqa.ops.logs.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        },
+        "json": {"()": "docqa.ops.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": DOCQA_LOG_FORMAT,
+            "filters": ["context", "redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "docqa": {
@@ -305,6 +326,14 @@ LOGGING = {
         },
     },
 }
+# Prometheus metrics on a port of their own, served by the web process (0: none). Bound to
+# DOCQA_METRICS_HOST, the loopback interface unless a scraper elsewhere must reach it.
+DOCQA_METRICS_PORT = env_int("DOCQA_METRICS_PORT", 0, minimum=0, maximum=65535)
+DOCQA_METRICS_HOST = env_str("DOCQA_METRICS_HOST", "127.0.0.1")
+if not DOCQA_METRICS_HOST:
+    raise ImproperlyConfigured("DOCQA_METRICS_HOST must not be empty.")
+if DOCQA_METRICS_PORT and DOCQA_METRICS_PORT == PORT:
+    raise ImproperlyConfigured("DOCQA_METRICS_PORT must differ from PORT.")
 
 # Processes started by `manage.py docqa_run`.
 DOCQA_FILE_WORKERS = env_int("DOCQA_FILE_WORKERS", 2, minimum=1)

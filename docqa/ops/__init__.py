@@ -1,0 +1,1 @@
+"""What operators watch: health endpoints, Prometheus metrics, structured logs."""
