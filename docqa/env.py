@@ -7,6 +7,7 @@ start-up with a message that says which variable to fix instead of misbehaving l
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 
 from django.core.exceptions import ImproperlyConfigured
@@ -128,13 +129,13 @@ def secret_key(name: str, path, *, environ: Mapping[str, str] = os.environ) -> s
         if len(value) < 32:
             raise ImproperlyConfigured(f"{name} must be at least 32 characters long.")
         return value
-    from django.core.management.utils import get_random_secret_key
-
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         # Written aside then linked into place, so processes starting together agree on one key.
         tmp = path.with_name(f"{path.name}.{os.getpid()}")
-        tmp.write_text(get_random_secret_key())
+        # At least as strong as Django's get_random_secret_key(), without importing the management
+        # machinery (and django.db) while settings load.
+        tmp.write_text(secrets.token_urlsafe(50))
         tmp.chmod(0o600)
         try:
             os.link(tmp, path)

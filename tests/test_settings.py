@@ -95,3 +95,13 @@ def test_parsers_directly():
     assert env.env_int("B", 0, minimum=1, environ=environ) == 3
     assert env.env_list("C", [], environ=environ) == ["a", "b", "c"]
     assert env.env_int("MISSING", 7, environ=environ) == 7
+
+
+def test_secret_key_is_generated_once_and_kept(tmp_path):
+    path = tmp_path / "var" / "secret_key"
+    first = env.secret_key("DJANGO_SECRET_KEY", path, environ={})
+    assert len(first) >= 32
+    assert env.secret_key("DJANGO_SECRET_KEY", path, environ={}) == first
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    given = "k" * 40
+    assert env.secret_key("DJANGO_SECRET_KEY", path, environ={"DJANGO_SECRET_KEY": given}) == given

@@ -21,7 +21,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -85,13 +85,13 @@ class Lease:
     def __init__(self, limiter: RedisLimiter | None, token: str) -> None:
         self._limiter = limiter
         self.token = token
-        self._renewed_at = time.monotonic()
+        self._renewed_at = limiter.clock() if limiter is not None else 0.0
 
     def keepalive(self) -> None:
         """Renew the lease if a third of its lifetime has passed; cheap to call often."""
         if self._limiter is None:
             return
-        if time.monotonic() - self._renewed_at < self._limiter.lease_seconds / 3:
+        if self._limiter.clock() - self._renewed_at < self._limiter.lease_seconds / 3:
             return
         try:
             self._limiter._renew(self.token)
@@ -99,7 +99,7 @@ class Lease:
             # A Redis hiccup must not break the stream being read; the next call tries again.
             logger.warning("Could not renew Moonshot lease", exc_info=True)
             return
-        self._renewed_at = time.monotonic()
+        self._renewed_at = self._limiter.clock()
 
 
 class RedisLimiter:
@@ -108,6 +108,7 @@ class RedisLimiter:
     `max_concurrency=0` or `max_rpm=0` lifts that limit. `max_wait=None` waits for as long
     as it takes; otherwise `slot()` raises `RateLimitError` (retryable) after that many
     seconds. Waiters are not served in order; under contention any of them may go next.
+    `clock` is what a lease's `keepalive()` measures its age with; injectable for tests.
     """
 
     def __init__(
@@ -119,6 +120,7 @@ class RedisLimiter:
         namespace: str = "docqa:moonshot",
         lease_seconds: float = 600,
         max_wait: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.redis = redis_client
         self.max_concurrency = max(0, int(max_concurrency))
@@ -126,6 +128,7 @@ class RedisLimiter:
         self.namespace = namespace
         self.lease_seconds = float(lease_seconds)
         self.max_wait = max_wait
+        self.clock = clock
         # The braces are a Redis Cluster hash tag: both keys land on one node, as a
         # script touching two keys requires.
         self.leases_key = f"{{{namespace}}}:leases"

@@ -8,7 +8,6 @@ buffer to fill, which is what keeps the first token of an answer fast.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 # A line ends with CRLF, LF or a lone CR.
@@ -113,11 +112,3 @@ class SSEParser:
         self._data = []
         self._event = ""
         return event
-
-
-def iter_sse_events(chunks: Iterable[bytes]) -> Iterator[SSEEvent]:
-    """Yield events from an iterable of byte chunks, each as soon as it is complete."""
-    parser = SSEParser()
-    for chunk in chunks:
-        yield from parser.feed(chunk)
-    yield from parser.close()

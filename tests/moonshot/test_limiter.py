@@ -18,32 +18,34 @@ def limiter_for(redis_server, namespace, **options) -> RedisLimiter:
 
 def test_concurrency_limit_holds_across_limiters(redis_server, redis_namespace):
     """Two limiter objects stand for two worker processes sharing one account."""
-    limiters = [limiter_for(redis_server, redis_namespace, max_concurrency=2) for _ in range(2)]
-    active = 0
-    peak = 0
-    lock = threading.Lock()
+    first, second = (limiter_for(redis_server, redis_namespace, max_concurrency=2) for _ in range(2))
+    inside = threading.Semaphore(0)
+    leave = threading.Event()
 
-    def work(limiter: RedisLimiter) -> None:
-        nonlocal active, peak
+    def hold(limiter: RedisLimiter) -> None:
         with limiter.slot():
-            with lock:
-                active += 1
-                peak = max(peak, active)
-            time.sleep(0.1)
-            with lock:
-                active -= 1
+            inside.release()
+            leave.wait(10)
 
-    threads = [threading.Thread(target=work, args=(limiters[i % 2],)) for i in range(6)]
-    started = time.monotonic()
-    for thread in threads:
+    holders = [threading.Thread(target=hold, args=(limiter,)) for limiter in (first, second)]
+    for thread in holders:
         thread.start()
-    for thread in threads:
-        thread.join(10)
-    elapsed = time.monotonic() - started
-    assert peak == 2
-    # Six 0.1 s jobs two at a time cannot finish in under 0.3 s.
-    assert elapsed >= 0.29
-    assert redis_server.zcard(limiters[0].leases_key) == 0
+    try:
+        for _ in holders:
+            assert inside.acquire(timeout=10), "a holder never got its slot"
+        # Both slots are held until `leave` is set, so a third caller cannot get in.
+        third = limiter_for(redis_server, redis_namespace, max_concurrency=2, max_wait=0.1)
+        with pytest.raises(RateLimitError) as caught, third.slot():
+            pass
+        assert caught.value.type == "local_limiter_timeout"
+        assert redis_server.zcard(first.leases_key) == 2
+    finally:
+        leave.set()
+        for thread in holders:
+            thread.join(10)
+    assert redis_server.zcard(first.leases_key) == 0
+    with third.slot():
+        pass
 
 
 def test_requests_per_minute_limit_holds_across_limiters(redis_server, redis_namespace):
@@ -68,32 +70,63 @@ def test_slot_is_released_when_the_block_raises(redis_server, redis_namespace):
         pass
 
 
+def lease_seconds_left(limiter: RedisLimiter, token: str) -> float:
+    """How long the lease has to live, by the Redis server's clock (which the limiter uses)."""
+    seconds, microseconds = limiter.redis.time()
+    expiry_ms = limiter.redis.zscore(limiter.leases_key, token)
+    return (expiry_ms - (seconds * 1000 + microseconds // 1000)) / 1000
+
+
+def expire(limiter: RedisLimiter, token: str) -> None:
+    """What the passing of `lease_seconds` does to a lease: its expiry is now in the past."""
+    limiter.redis.zadd(limiter.leases_key, {token: 0}, xx=True)
+
+
+class ManualClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_expired_lease_of_a_crashed_process_is_reclaimed(redis_server, redis_namespace):
-    crashed = limiter_for(redis_server, redis_namespace, max_concurrency=1, lease_seconds=0.5)
+    crashed = limiter_for(redis_server, redis_namespace, max_concurrency=1, lease_seconds=60)
     # Enter the slot and never leave it, as a process killed mid-request would. (Keep a
     # reference: a collected generator would run its `finally` and release the lease.)
     never_left = crashed.slot()
-    never_left.__enter__()
+    lease = never_left.__enter__()
+    assert 50 < lease_seconds_left(crashed, lease.token) <= 60
     survivor = limiter_for(redis_server, redis_namespace, max_concurrency=1, max_wait=0.1)
     with pytest.raises(RateLimitError), survivor.slot():
         pass
-    patient = limiter_for(redis_server, redis_namespace, max_concurrency=1, max_wait=3)
-    started = time.monotonic()
-    with patient.slot():
-        waited = time.monotonic() - started
-    assert 0.2 < waited < 1.5
+    expire(crashed, lease.token)
+    with survivor.slot():
+        assert redis_server.zscore(crashed.leases_key, lease.token) is None
     del never_left
 
 
-def test_keepalive_extends_a_long_lease(redis_server, redis_namespace):
-    holder = limiter_for(redis_server, redis_namespace, max_concurrency=1, lease_seconds=0.6)
+def test_keepalive_renews_the_lease_after_a_third_of_its_life(redis_server, redis_namespace):
+    clock = ManualClock()
+    holder = limiter_for(redis_server, redis_namespace, max_concurrency=1, lease_seconds=60, clock=clock)
     other = limiter_for(redis_server, redis_namespace, max_concurrency=1, max_wait=0.05)
     with holder.slot() as lease:
-        for _ in range(8):  # 0.8 s in all, longer than the lease
-            time.sleep(0.1)
-            lease.keepalive()
+        expire(holder, lease.token)
+        clock.now += 19
+        lease.keepalive()  # too soon: costs nothing, renews nothing
+        assert lease_seconds_left(holder, lease.token) < 0
+        clock.now += 1
+        lease.keepalive()
+        assert 50 < lease_seconds_left(holder, lease.token) <= 60
         with pytest.raises(RateLimitError), other.slot():
             pass
+        clock.now += 19
+        expire(holder, lease.token)
+        lease.keepalive()  # counted from the last renewal, not from the start
+        assert lease_seconds_left(holder, lease.token) < 0
+    assert redis_server.zcard(holder.leases_key) == 0
 
 
 def test_zero_means_unlimited_and_touches_nothing(redis_server, redis_namespace):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from docqa.moonshot.sse import SSEEvent, SSEParser, iter_sse_events
+from docqa.moonshot.sse import SSEEvent, SSEParser
 
 STREAM = (
     b": keep-alive\n"
@@ -97,11 +97,3 @@ def test_last_event_without_blank_line_is_dispatched_at_close():
 
 def test_retry_field_and_unknown_fields():
     assert feed_all([b"retry: 3000\nfoo: bar\ndata: x\n\n"]) == [SSEEvent(data="x", retry=3000)]
-
-
-def test_iter_sse_events_is_lazy():
-    def chunks():
-        yield b"data: one\n\n"
-        raise AssertionError("read past the first event")
-
-    assert next(iter_sse_events(chunks())) == SSEEvent(data="one")

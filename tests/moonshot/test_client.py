@@ -18,6 +18,7 @@ from docqa.moonshot import (
     NotFoundError,
     PermissionDeniedError,
 )
+from tests.moonshot.rawserver import send_response
 
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -191,3 +192,38 @@ def test_permission_denied(client, emu, sleep):
         client.models_list()
     assert caught.value.message == "no access"
     assert sleep.waits == []
+
+
+# Over a raw socket server: responses the emulator does not send
+
+
+def test_status_detail_spelling_from_the_wire(raw_server, make_client):
+    def handler(request, conn):
+        send_response(
+            conn,
+            200,
+            {
+                "id": "cq1",
+                "object": "file",
+                "bytes": 3,
+                "created_at": 1,
+                "filename": "a.pdf",
+                "purpose": "file-extract",
+                "status": "error",
+                "status_detail": "encrypted",
+            },
+        )
+
+    client = make_client(raw_server(handler).base_url)
+    info = client.files_retrieve("cq1")
+    assert info.is_failed and info.status_details == "encrypted"
+
+
+def test_file_content_without_charset_is_decoded_as_utf8(raw_server, make_client):
+    body = '{"content": "第一季度收入", "type": "file"}'
+
+    def handler(request, conn):
+        send_response(conn, 200, body.encode(), content_type="text/plain")
+
+    client = make_client(raw_server(handler).base_url)
+    assert client.files_content("cq1") == body

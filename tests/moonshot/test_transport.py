@@ -1,4 +1,5 @@
-"""Retries against the emulator's injected faults; waits are recorded, not slept."""
+"""The transport's retries against the emulator's injected faults; waits are recorded,
+not slept. (A stream's retries, which stop at its first event, are in test_streaming.)"""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ import pytest
 from docqa.moonshot import (
     AuthenticationError,
     InvalidRequestError,
+    MoonshotClient,
     MoonshotConnectionError,
     MoonshotTimeout,
     NotFoundError,
     QuotaExceededError,
     RateLimitError,
     ServerError,
-    StreamInterrupted,
 )
 
 MESSAGES = [{"role": "user", "content": "Tell me a story about a lighthouse."}]
@@ -193,61 +194,8 @@ def test_upload_is_retried_after_a_server_error(client, emu, sleep, small_file):
     assert len(sleep.waits) == 1
 
 
-def test_stream_opening_is_retried_after_rate_limit(client, emu, sleep):
-    emu.control.add_fault("POST", "/v1/chat/completions", status=429, count=1)
-    chunks = list(client.chat_completion_stream(model="moonshot-v1-8k", messages=MESSAGES))
-    assert chunks[-1].finish_reason == "stop"
-    assert len(sleep.waits) == 1 and sleep.waits[0] >= 3.0
-
-
-def test_stream_opening_server_errors_exhausted(emu, make_client, sleep):
-    client = make_client(emu.base_url, emu.api_key, max_retries=2)
-    emu.control.add_fault("POST", "/v1/chat/completions", status=500, error_type="server_error", count=None)
-    with pytest.raises(ServerError):
-        list(client.chat_completion_stream(model="moonshot-v1-8k", messages=MESSAGES))
-    assert requests_to(emu, "POST /v1/chat/completions") == 3
-
-
-def test_stream_cut_after_events_raises_interrupted_and_is_not_retried(client, emu, sleep):
-    emu.control.configure(chunk_size_words=1)
-    emu.control.add_fault("POST", "/v1/chat/completions", kind="cut_stream", after_chunks=4, count=1)
-    received = []
-    with pytest.raises(StreamInterrupted) as caught:
-        for chunk in client.chat_completion_stream(model="moonshot-v1-8k", messages=MESSAGES):
-            received.append(chunk.content)
-    assert len(received) == 4
-    assert caught.value.partial_content == "".join(received)
-    assert caught.value.partial_content
-    assert caught.value.retryable
-    assert requests_to(emu, "POST /v1/chat/completions") == 1
-    assert sleep.waits == []
-
-
-def test_stream_cut_of_a_thinking_model_keeps_partial_reasoning(client, emu):
-    emu.control.configure(chunk_size_words=1)
-    emu.control.add_fault("POST", "/v1/chat/completions", kind="cut_stream", after_chunks=3, count=1)
-    with pytest.raises(StreamInterrupted) as caught:
-        list(client.chat_completion_stream(model="kimi-k2-thinking", messages=MESSAGES))
-    assert caught.value.partial_reasoning
-    assert caught.value.partial_content == ""
-
-
-def test_stream_read_timeout_between_events_is_interrupted(emu, make_client, sleep):
-    client = make_client(emu.base_url, emu.api_key, read_timeout=0.3)
-    emu.control.configure(chunk_delay=1.0)
-    stream = client.chat_completion_stream(model="moonshot-v1-8k", messages=MESSAGES)
-    first = next(stream)
-    with pytest.raises(StreamInterrupted) as caught:
-        list(stream)
-    assert "0.3 s" in str(caught.value)
-    assert caught.value.partial_content.startswith(first.content)
-    assert sleep.waits == []
-
-
 def test_the_default_sleep_really_waits(emu):
     """Once, with the real `time.sleep`: the 3 s pause after a 429 is not just recorded."""
-    from docqa.moonshot import MoonshotClient
-
     emu.control.add_fault("GET", "/v1/models", status=429, count=1)
     with MoonshotClient(emu.base_url, emu.api_key) as client:
         started = time.monotonic()

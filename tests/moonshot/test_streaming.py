@@ -1,4 +1,5 @@
-"""Streaming against a raw socket server: timing, cuts and resets the emulator cannot stage."""
+"""Streamed chat: against a raw socket server for timing, cuts and resets the emulator cannot
+stage, then against the emulator's injected faults (retries while opening, never after)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tests.moonshot.rawserver import (
 )
 
 MESSAGES = [{"role": "user", "content": "hi"}]
+STORY = [{"role": "user", "content": "Tell me a story about a lighthouse."}]
 
 
 @pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "close-delimited"])
@@ -95,11 +97,15 @@ def test_event_split_across_network_writes_is_reassembled(raw_server, make_clien
 
 
 def test_connection_reset_mid_stream_raises_interrupted_with_partial_text(raw_server, make_client, sleep):
+    # The reset waits until the client has both chunks: a reset that overtook them would
+    # discard them unread and make this a failure to open instead.
+    both_received = threading.Event()
+
     def handler(request, conn):
         start_event_stream(conn)
         send_chunk(conn, chunk_event("Once upon", reasoning_content=""))
         send_chunk(conn, chunk_event(" a time"))
-        time.sleep(0.05)
+        both_received.wait(5)
         reset(conn)
 
     server = raw_server(handler)
@@ -108,6 +114,8 @@ def test_connection_reset_mid_stream_raises_interrupted_with_partial_text(raw_se
     with pytest.raises(StreamInterrupted) as caught:
         for chunk in client.chat_completion_stream(model="m", messages=MESSAGES):
             received.append(chunk.content)
+            if len(received) == 2:
+                both_received.set()
     assert received == ["Once upon", " a time"]
     assert caught.value.partial_content == "Once upon a time"
     assert caught.value.retryable
@@ -260,33 +268,59 @@ def test_error_event_after_chunks_is_interrupted_with_the_message(raw_server, ma
     assert caught.value.partial_content == "Half"
 
 
-def test_status_detail_spelling_from_the_wire(raw_server, make_client):
-    def handler(request, conn):
-        send_response(
-            conn,
-            200,
-            {
-                "id": "cq1",
-                "object": "file",
-                "bytes": 3,
-                "created_at": 1,
-                "filename": "a.pdf",
-                "purpose": "file-extract",
-                "status": "error",
-                "status_detail": "encrypted",
-            },
-        )
-
-    client = make_client(raw_server(handler).base_url)
-    info = client.files_retrieve("cq1")
-    assert info.is_failed and info.status_details == "encrypted"
+# Against the emulator's injected faults
 
 
-def test_file_content_without_charset_is_decoded_as_utf8(raw_server, make_client):
-    body = '{"content": "第一季度收入", "type": "file"}'
+def requests_to(emu, route: str) -> int:
+    return emu.control.stats()["requests"].get(route, 0)
 
-    def handler(request, conn):
-        send_response(conn, 200, body.encode(), content_type="text/plain")
 
-    client = make_client(raw_server(handler).base_url)
-    assert client.files_content("cq1") == body
+def test_stream_opening_is_retried_after_rate_limit(client, emu, sleep):
+    emu.control.add_fault("POST", "/v1/chat/completions", status=429, count=1)
+    chunks = list(client.chat_completion_stream(model="moonshot-v1-8k", messages=STORY))
+    assert chunks[-1].finish_reason == "stop"
+    assert len(sleep.waits) == 1 and sleep.waits[0] >= 3.0
+
+
+def test_stream_opening_server_errors_exhausted(emu, make_client, sleep):
+    client = make_client(emu.base_url, emu.api_key, max_retries=2)
+    emu.control.add_fault("POST", "/v1/chat/completions", status=500, error_type="server_error", count=None)
+    with pytest.raises(ServerError):
+        list(client.chat_completion_stream(model="moonshot-v1-8k", messages=STORY))
+    assert requests_to(emu, "POST /v1/chat/completions") == 3
+
+
+def test_stream_cut_after_events_raises_interrupted_and_is_not_retried(client, emu, sleep):
+    emu.control.configure(chunk_size_words=1)
+    emu.control.add_fault("POST", "/v1/chat/completions", kind="cut_stream", after_chunks=4, count=1)
+    received = []
+    with pytest.raises(StreamInterrupted) as caught:
+        for chunk in client.chat_completion_stream(model="moonshot-v1-8k", messages=STORY):
+            received.append(chunk.content)
+    assert len(received) == 4
+    assert caught.value.partial_content == "".join(received)
+    assert caught.value.partial_content
+    assert caught.value.retryable
+    assert requests_to(emu, "POST /v1/chat/completions") == 1
+    assert sleep.waits == []
+
+
+def test_stream_cut_of_a_thinking_model_keeps_partial_reasoning(client, emu):
+    emu.control.configure(chunk_size_words=1)
+    emu.control.add_fault("POST", "/v1/chat/completions", kind="cut_stream", after_chunks=3, count=1)
+    with pytest.raises(StreamInterrupted) as caught:
+        list(client.chat_completion_stream(model="kimi-k2-thinking", messages=STORY))
+    assert caught.value.partial_reasoning
+    assert caught.value.partial_content == ""
+
+
+def test_stream_read_timeout_between_events_is_interrupted(emu, make_client, sleep):
+    client = make_client(emu.base_url, emu.api_key, read_timeout=0.3)
+    emu.control.configure(chunk_delay=1.0)
+    stream = client.chat_completion_stream(model="moonshot-v1-8k", messages=STORY)
+    first = next(stream)
+    with pytest.raises(StreamInterrupted) as caught:
+        list(stream)
+    assert "0.3 s" in str(caught.value)
+    assert caught.value.partial_content.startswith(first.content)
+    assert sleep.waits == []
