@@ -14,7 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from docqa import keys
-from docqa.chat import services
+from docqa.chat import catalogue, generation, services, writer
 from docqa.chat.models import Message, Role, State
 from docqa.chat.streams import CONTENT, REASONING, AnswerPublisher
 from docqa.connections import redis_client
@@ -104,7 +104,7 @@ def test_request_carries_documents_byte_for_byte_cache_key_and_hashed_user(
 
 
 def test_thinking_model_streams_reasoning_apart(celery_worker, conversation):
-    services.models_refresh()
+    catalogue.models_refresh()
     services.conversation_set_model(conversation=conversation, model="kimi-k2-thinking")
     answer = ask(conversation)
     done = wait_for(lambda: finished(answer.pk), message="answer finished")
@@ -202,12 +202,12 @@ def test_a_second_delivery_never_generates_again(transactional_db, conversation,
     )
     before = emu.control.stats()["requests"].get("POST /v1/chat/completions", 0)
     # While the first run holds the lock, a duplicate does nothing at all.
-    lock = services._answer_lock(answer.pk)
+    lock = generation.answer_lock(answer.pk)
     assert lock.acquire()
-    assert services.answer_generate(answer_id=answer.pk) == "locked"
+    assert generation.answer_generate(answer_id=answer.pk) == "locked"
     lock.release()
     # After its worker died, the redelivery marks it interrupted with the saved text.
-    assert services.answer_generate(answer_id=answer.pk) == "interrupted"
+    assert generation.answer_generate(answer_id=answer.pk) == "interrupted"
     answer.refresh_from_db()
     assert answer.state == State.INTERRUPTED and answer.content == "half an ans"
     assert emu.control.stats()["requests"].get("POST /v1/chat/completions", 0) == before
@@ -247,10 +247,10 @@ def test_sweep_interrupts_answers_whose_worker_died(transactional_db, conversati
     Message.objects.filter(pk=lost.pk).update(
         created_at=timezone.now() - timedelta(seconds=settings.DOCQA_ANSWER_QUEUE_TIMEOUT + 5)
     )
-    lock = services._answer_lock(alive.pk)
+    lock = generation.answer_lock(alive.pk)
     lock.acquire()
     try:
-        assert services.answers_sweep_stale() == 2
+        assert generation.answers_sweep_stale() == 2
     finally:
         lock.release()
     states = dict(Message.objects.filter(role=Role.ASSISTANT).values_list("pk", "state"))
@@ -501,13 +501,13 @@ def test_an_answer_finished_elsewhere_makes_the_task_stop_quietly(transactional_
         model=conversation.model,
         heartbeat_at=timezone.now(),
     )
-    thread, result = _run_in_thread(lambda: services.answer_generate(answer_id=answer.pk))
+    thread, result = _run_in_thread(lambda: generation.answer_generate(answer_id=answer.pk))
     wait_for(lambda: stream_text(answer.pk)[0], message="some text")
     # The sweep (or a deleted conversation) finishes it while the task still streams.
     Message.objects.filter(pk=answer.pk).update(state=State.INTERRUPTED, content="kept by the sweep")
     thread.join(timeout=10)
     assert not thread.is_alive() and result["value"] == "abandoned"
-    time.sleep(services.SAVE_INTERVAL * 1.5)  # no save after the end overwrites what the sweep kept
+    time.sleep(writer.SAVE_INTERVAL * 1.5)  # no save after the end overwrites what the sweep kept
     row = Message.objects.get(pk=answer.pk)
     assert row.state == State.INTERRUPTED and row.content == "kept by the sweep"
     assert not redis_client().exists(keys.answer_lock(answer.pk))

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from docqa.chat import services
+from docqa.chat import generation, services
 from docqa.chat.models import Conversation, Message, Role, State
 from docqa.documents.models import Status
 
@@ -214,7 +214,7 @@ def test_stop_before_the_task_starts_stops_at_once(client, user, conversation):
     answer.refresh_from_db()
     assert answer.state == State.STOPPED
     # A late task does nothing.
-    assert services.answer_generate(answer_id=answer.pk) == "finished"
+    assert generation.answer_generate(answer_id=answer.pk) == "finished"
 
 
 def test_regenerate_only_the_last_finished_answer(client, user, conversation, answer):
