@@ -147,14 +147,14 @@ def direct_payload(conversation_id: int, question: str) -> dict:
     """The chat request docqa sends for a first question in this conversation (same bytes of text)."""
     from django.conf import settings
 
-    from docqa.chat import context, services
+    from docqa.chat import catalogue, context, prepare
     from docqa.chat.models import Conversation
 
     conversation = Conversation.objects.get(pk=conversation_id)
     ordered = list(conversation.ordered_documents())
     documents = [d.stored_file.content_raw for d in ordered]
     messages = context.messages_assemble(
-        system_prompt=services._system_prompt_for(conversation.system_prompt, ordered),
+        system_prompt=prepare.system_prompt_for(conversation.system_prompt, ordered),
         documents=documents,
         turns=[],
         question=question,
@@ -162,7 +162,7 @@ def direct_payload(conversation_id: int, question: str) -> dict:
     return {
         "model": conversation.model,
         "messages": messages,
-        "max_completion_tokens": services.max_completion_tokens_for(conversation.model),
+        "max_completion_tokens": catalogue.max_completion_tokens_for(conversation.model),
         "prompt_cache_key": str(conversation.pk),
         "safety_identifier": context.safety_identifier(conversation.owner_id, secret=settings.SECRET_KEY),
     }

@@ -70,7 +70,7 @@ def _django_test_defaults(request, tmp_path):
     translation.deactivate()
     # The answer writer keeps its database connection while busy; a test's end is its end
     # (the next test may flush the tables, and the last one drops the test database).
-    from docqa.chat.services import answer_writer
+    from docqa.chat.writer import answer_writer
 
     answer_writer.stop()
 

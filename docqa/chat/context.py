@@ -1,7 +1,7 @@
 """What is sent to Moonshot for one answer: message assembly and the token budget.
 
 Pure functions of plain values (no database, no network), so every rule here is tested
-directly. `docqa.chat.services` gathers the values and calls them.
+directly. `docqa.chat.prepare` gathers the values and calls them.
 """
 
 from __future__ import annotations

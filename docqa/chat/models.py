@@ -85,9 +85,6 @@ class State(models.TextChoices):
     INTERRUPTED = "interrupted", _("Interrupted")
 
 
-FINISHED_STATES = (State.COMPLETE, State.STOPPED, State.FAILED, State.INTERRUPTED)
-
-
 class Message(models.Model):
     """A question (role user) or an answer (role assistant, linked to its question).
 
@@ -147,10 +144,6 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_role_display()} {self.pk}"
-
-    @property
-    def is_answer(self) -> bool:
-        return self.role == Role.ASSISTANT
 
     @property
     def is_streaming(self) -> bool:

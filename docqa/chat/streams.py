@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 
 from docqa import keys
-from docqa.connections import async_redis_client, redis_client
+from docqa.connections import redis_client
 
 logger = logging.getLogger("docqa.chat.streams")
 
@@ -103,7 +103,3 @@ async def answer_stream_has(client, *, answer_id: int, entry_id: str) -> bool:
     except Exception:  # noqa: BLE001 - a malformed Last-Event-ID is simply not there
         return False
     return bool(found)
-
-
-def stream_client():
-    return async_redis_client()

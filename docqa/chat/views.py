@@ -24,9 +24,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
-from docqa.chat import services, streams
+from docqa.chat import catalogue, export, selectors, services, streams
 from docqa.chat.models import Conversation, Message, Role, State
+from docqa.chat.refusals import ChatRefused
 from docqa.chat.streams import CONTENT, END, REASONING
+from docqa.connections import async_redis_client
 from docqa.documents.models import Document, Status
 
 logger = logging.getLogger("docqa.chat.views")
@@ -49,13 +51,13 @@ def _owned_answer(request: HttpRequest, pk: int) -> Message:
 
 def _conversation_context(conversation: Conversation, **extra) -> dict:
     documents = list(conversation.ordered_documents())
-    chat_messages = services.conversation_messages(conversation)
+    chat_messages = selectors.conversation_messages(conversation)
     return {
         "conversation": conversation,
         "documents": documents,
         "chat_messages": chat_messages,
         "last_message_id": chat_messages[-1].pk if chat_messages else None,
-        "model_choices": services.model_choices(),
+        "model_choices": catalogue.model_choices(),
         "question_limit": settings.DOCQA_MAX_QUESTION_CHARS,
         **extra,
     }
@@ -65,7 +67,7 @@ def _conversation_context(conversation: Conversation, **extra) -> dict:
 @require_GET
 def conversation_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "")[:200]
-    conversations = services.conversations_search(owner=request.user, query=query)
+    conversations = selectors.conversations_search(owner=request.user, query=query)
     template = (
         "chat/list.html#results"
         if request.htmx and request.htmx.target == "conversation-results"
@@ -90,7 +92,7 @@ def conversation_new(request: HttpRequest) -> HttpResponse:
             conversation = services.conversation_create(
                 owner=request.user, document_ids=selected_ids, language=get_language() or "en"
             )
-        except services.ChatRefused as exc:
+        except ChatRefused as exc:
             error = str(exc)
         else:
             return redirect(conversation)
@@ -121,7 +123,7 @@ def conversation_ask(request: HttpRequest, pk: int) -> HttpResponse:
         # connection or a lock): nothing was saved, so say so and keep the question.
         logger.warning("ask on conversation %s refused: database busy", conversation.pk, exc_info=True)
         return _ask_busy(request, conversation, text)
-    except services.ChatRefused as exc:
+    except ChatRefused as exc:
         if request.htmx:
             # 200 plus a retarget: htmx does not swap error statuses, and the form must keep the text.
             response = render(
@@ -186,7 +188,7 @@ def conversation_model(request: HttpRequest, pk: int) -> HttpResponse:
     conversation = _owned_conversation(request, pk)
     try:
         services.conversation_set_model(conversation=conversation, model=request.POST.get("model", ""))
-    except services.ChatRefused as exc:
+    except ChatRefused as exc:
         messages.error(request, str(exc))
     if request.htmx:
         return render(request, "chat/conversation.html#model_form", _conversation_context(conversation))
@@ -201,7 +203,7 @@ def conversation_rename(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         try:
             services.conversation_rename(conversation=conversation, title=request.POST.get("title", ""))
-        except services.ChatRefused as exc:
+        except ChatRefused as exc:
             error = str(exc)
         else:
             return redirect(conversation)
@@ -231,7 +233,7 @@ def conversation_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def conversation_export(request: HttpRequest, pk: int) -> HttpResponse:
     conversation = _owned_conversation(request, pk)
-    text = services.conversation_export_markdown(conversation=conversation)
+    text = export.conversation_export_markdown(conversation=conversation)
     response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
     name = slugify(conversation.title) or f"conversation-{conversation.pk}"
     response["Content-Disposition"] = f'attachment; filename="{name}.md"'
@@ -261,7 +263,7 @@ def answer_regenerate(request: HttpRequest, pk: int) -> HttpResponse:
     answer = _owned_answer(request, pk)
     try:
         new = services.answer_regenerate(answer=answer)
-    except services.ChatRefused as exc:
+    except ChatRefused as exc:
         messages.error(request, str(exc))
         if request.htmx:
             return HttpResponseClientRedirect(answer.conversation.get_absolute_url())
@@ -284,13 +286,11 @@ def _sse(event: str, data: str, entry_id: str | None = None) -> str:
 
 
 def _answer_context(answer: Message) -> dict:
-    last = (
-        Message.objects.filter(conversation_id=answer.conversation_id)
-        .order_by("-id")
-        .values_list("pk", flat=True)
-        .first()
-    )
-    return {"answer": answer, "conversation": answer.conversation, "last_message_id": last}
+    return {
+        "answer": answer,
+        "conversation": answer.conversation,
+        "last_message_id": selectors.last_message_id(answer.conversation_id),
+    }
 
 
 def _answer_html(request: HttpRequest, answer_id: int) -> str:
@@ -321,7 +321,7 @@ async def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
         if answer.state != State.STREAMING:
             yield _sse("done", await sync_to_async(_answer_html)(request, pk))
             return
-        client = streams.stream_client()
+        client = async_redis_client()
         try:
             if last_event_id and await streams.answer_stream_has(
                 client, answer_id=pk, entry_id=last_event_id

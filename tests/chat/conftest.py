@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import requests
+from django.utils import translation
 
 from docqa.documents.models import Status
 from tests import factories
@@ -38,8 +39,6 @@ def _fast_passwords(settings):
 @pytest.fixture(autouse=True)
 def _english():
     # A request in another language leaves it active in this thread; notes read in English here.
-    from django.utils import translation
-
     translation.activate("en")
     yield
     translation.activate("en")
@@ -53,3 +52,19 @@ def session(asgi_server, client, user):
     s.cookies.set("sessionid", client.cookies["sessionid"].value)
     s.base = asgi_server
     return s
+
+
+@pytest.fixture
+def conversation(user, make_conversation, make_document):
+    """Two short documents (Acme's revenue, Oslo's weather) the emulator answers about."""
+    documents = [
+        make_document(
+            user,
+            "acme.txt",
+            text="Acme quarterly revenue grew by twelve percent, driven by exports to Norway.",
+        ),
+        make_document(
+            user, "weather.txt", text="Spring in Oslo was unusually dry; rainfall fell by a third."
+        ),
+    ]
+    return make_conversation(user, documents)

@@ -3,7 +3,13 @@
 import pytest
 
 from docqa.chat import context
-from docqa.chat.context import DocumentSize, Turn, messages_assemble, token_budget_fit
+from docqa.chat.context import (
+    DocumentSize,
+    Turn,
+    messages_assemble,
+    system_prompt_with_names,
+    token_budget_fit,
+)
 
 WINDOWS = {
     "moonshot-v1-8k": 8192,
@@ -126,8 +132,6 @@ def test_local_estimate_is_generous():
 
 
 def test_system_prompt_names_each_document_as_the_user_knows_it():
-    from docqa.chat.context import system_prompt_with_names
-
     assert system_prompt_with_names("Be helpful.", []) == "Be helpful."
     prompt = system_prompt_with_names(
         "Be helpful.", [("docqa-1.pdf", "plan.pdf"), ("docqa-2.md", "notes.md")]

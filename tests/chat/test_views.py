@@ -1,11 +1,16 @@
 """Pages and ownership: every route 404s for another user's ids; bad input is refused clearly."""
 
+import threading
+
 import pytest
+from django.db import connection, transaction
 from django.urls import reverse
 
-from docqa.chat import services
+from docqa.chat import generation, services
+from docqa.chat.generation import GenerationOutcome
 from docqa.chat.models import Conversation, Message, Role, State
 from docqa.documents.models import Status
+from tests.factories import exchange_create
 
 pytestmark = pytest.mark.django_db
 
@@ -17,14 +22,7 @@ def conversation(user, make_conversation):
 
 @pytest.fixture
 def answer(conversation):
-    question = Message.objects.create(conversation=conversation, role=Role.USER, content="What grew?")
-    return Message.objects.create(
-        conversation=conversation,
-        role=Role.ASSISTANT,
-        question=question,
-        state=State.COMPLETE,
-        content="Revenue.",
-    )
+    return exchange_create(conversation=conversation, question="What grew?", content="Revenue.")[1]
 
 
 CONVERSATION_ROUTES = [
@@ -214,7 +212,7 @@ def test_stop_before_the_task_starts_stops_at_once(client, user, conversation):
     answer.refresh_from_db()
     assert answer.state == State.STOPPED
     # A late task does nothing.
-    assert services.answer_generate(answer_id=answer.pk) == "finished"
+    assert generation.answer_generate(answer_id=answer.pk) == GenerationOutcome.FINISHED
 
 
 def test_regenerate_only_the_last_finished_answer(client, user, conversation, answer):
@@ -259,9 +257,6 @@ def logged_in(transactional_db, client, user):
 def database_busy(transactional_db):
     """Another connection holds a write transaction (locking every conversation row) while this
     thread's connection gives up after 0.2 s instead of 20: a saturated database, for real."""
-    import threading
-
-    from django.db import connection, transaction
 
     def hold(ready: threading.Event, release: threading.Event):
         try:

@@ -1,0 +1,78 @@
+"""The model catalogue: which Kimi models exist, their windows, which think, how long they may answer.
+
+Moonshot's `GET /v1/models` is cached in Redis; pages and asks read the cache and never wait
+on Moonshot. A cold cache queues the `models_refresh` task by its registered name (this module
+is called by the tasks, so it does not import them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+from docqa import keys
+from docqa.celery import app as celery_app
+from docqa.chat import context
+from docqa.connections import moonshot_client, redis_client
+
+logger = logging.getLogger("docqa.chat.catalogue")
+
+THINKING_MODEL_PREFIXES = ("kimi-k2-thinking", "kimi-k2.5", "kimi-k2.6")
+# The name `docqa.chat.tasks.models_refresh` is registered under (tasks.py names it so).
+MODELS_REFRESH_TASK = "docqa.chat.tasks.models_refresh"
+
+
+def models_available() -> dict[str, int]:
+    """Model ids and their context windows, from the cached `GET /v1/models`.
+
+    Never calls Moonshot (views must not wait on it): when the cache is cold a refresh is
+    queued and the configured default plus the moonshot-v1 family stand in.
+    """
+    try:
+        cached = redis_client().get(keys.MODELS_CACHE)
+    except Exception:  # noqa: BLE001 - a page still renders without the list
+        cached = None
+    if cached:
+        return json.loads(cached)
+    try:
+        celery_app.signature(MODELS_REFRESH_TASK).delay()
+    except Exception:  # noqa: BLE001
+        logger.warning("could not queue a models refresh", exc_info=True)
+    fallback = {settings.MOONSHOT_MODEL: context.FALLBACK_CONTEXT_LENGTH}
+    fallback.update(dict(context.MOONSHOT_V1_SIZES))
+    return fallback
+
+
+def models_refresh() -> dict[str, int]:
+    """Fetch the model list from Moonshot and cache it for a few minutes."""
+    models = {
+        info.id: info.context_length or context.FALLBACK_CONTEXT_LENGTH
+        for info in moonshot_client().models_list()
+    }
+    redis_client().set(keys.MODELS_CACHE, json.dumps(models), ex=settings.DOCQA_MODELS_CACHE_SECONDS)
+    return models
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """(value, label) pairs for the model picker: the chat models, with moonshot-v1 auto-sized."""
+    ids = sorted(m for m in models_available() if "vision" not in m and m != context.MOONSHOT_V1_AUTO)
+    choices = [(m, m) for m in ids if not m.startswith("moonshot-v1-")]
+    choices.append((context.MOONSHOT_V1_AUTO, _("moonshot-v1 (smallest window that fits)")))
+    choices += [(m, m) for m in ids if m.startswith("moonshot-v1-")]
+    if settings.MOONSHOT_MODEL not in dict(choices):
+        choices.insert(0, (settings.MOONSHOT_MODEL, settings.MOONSHOT_MODEL))
+    return choices
+
+
+def is_thinking_model(model: str) -> bool:
+    return model.startswith(THINKING_MODEL_PREFIXES)
+
+
+def max_completion_tokens_for(model: str) -> int:
+    """The completion budget: thinking models get a larger one (their reasoning counts too)."""
+    if is_thinking_model(model):
+        return settings.DOCQA_MAX_COMPLETION_TOKENS_THINKING
+    return settings.DOCQA_MAX_COMPLETION_TOKENS
