@@ -17,6 +17,7 @@ from django.conf import settings
 
 from docqa import keys
 from docqa.moonshot import MoonshotClient, RedisLimiter
+from docqa.ops.instruments import moonshot_call_observed
 
 _local = threading.local()
 
@@ -78,6 +79,7 @@ def moonshot_client() -> MoonshotClient:
             read_timeout=settings.MOONSHOT_READ_TIMEOUT,
             max_retries=settings.MOONSHOT_MAX_RETRIES,
             limiter=limiter,
+            observe=moonshot_call_observed,
         )
         _local.moonshot = client
         _local.moonshot_key = key

@@ -35,8 +35,6 @@ ALLOWED_FUNCTION_IMPORTS = {
 # this set must be empty, and `test_temporary_allowlist_is_not_stale` says which entries
 # are gone.
 RESTRUCTURE_PENDING = {
-    ("docqa/chat/services.py", "models_available", "docqa.chat.tasks"),
-    ("docqa/chat/services.py", "_answer_enqueue", "docqa.chat.tasks"),
     ("docqa/documents/admin.py", "_job_start", "docqa.documents.tasks"),
     ("docqa/documents/housekeeping.py", "_document_names", "docqa.documents.models"),
     ("docqa/documents/housekeeping.py", "remote_delete_or_defer", "docqa.documents.tasks"),

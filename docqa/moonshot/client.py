@@ -23,7 +23,7 @@ from requests_toolbelt.multipart.encoder import MultipartEncoder
 
 from docqa.moonshot.errors import MoonshotError
 from docqa.moonshot.streaming import stream_chunks
-from docqa.moonshot.transport import Transport, response_text
+from docqa.moonshot.transport import AttemptObserver, Transport, response_text
 from docqa.moonshot.types import Balance, ChatChunk, FileObject, ModelInfo
 
 DEFAULT_BASE_URL = "https://api.moonshot.cn/v1"
@@ -63,6 +63,7 @@ class MoonshotClient:
         max_retries: int = 4,
         limiter: Any = None,
         sleep: Callable[[float], None] = time.sleep,
+        observe: AttemptObserver | None = None,
     ) -> None:
         self._transport = Transport(
             base_url,
@@ -72,6 +73,7 @@ class MoonshotClient:
             max_retries=max_retries,
             limiter=limiter,
             sleep=sleep,
+            observe=observe,
         )
 
     def __repr__(self) -> str:

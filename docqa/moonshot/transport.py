@@ -50,6 +50,9 @@ _MAX_RETRY_AFTER = 60.0
 # Builds a request body inside the attempt's ExitStack (so a file opened for it is closed
 # with the attempt); returns the body and its headers.
 BodyFactory = Callable[[ExitStack], tuple[Any, dict[str, str]]]
+# Wraps one attempt: observe(method, path, stream=...) -> a context manager that sees it end
+# (or raise a typed error).
+AttemptObserver = Callable[..., AbstractContextManager[Any]]
 
 
 class Transport:
@@ -57,7 +60,8 @@ class Transport:
 
     Every HTTP attempt first takes a slot from `limiter` (see `RedisLimiter`) when one is
     given. `max_retries` counts the attempts after the first. `sleep` is injectable only so
-    tests can record the waits.
+    tests can record the waits. `observe`, when given, wraps every attempt (metrics: the
+    client itself knows nothing of where they go).
     """
 
     def __init__(
@@ -70,6 +74,7 @@ class Transport:
         max_retries: int,
         limiter: Any,
         sleep: Callable[[float], None],
+        observe: AttemptObserver | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -78,6 +83,7 @@ class Transport:
         self.max_retries = max(0, int(max_retries))
         self.limiter = limiter
         self.sleep = sleep
+        self.observe = observe
         self._session = requests.Session()
         self._session.headers["Accept"] = "application/json"
         if api_key:
@@ -135,6 +141,21 @@ class Transport:
         headers: dict[str, str] | None = None,
     ) -> requests.Response:
         """One HTTP attempt. Error statuses and transport failures become typed errors."""
+        if self.observe is None:
+            return self._send(stack, method, path, json_body, body_factory, stream, headers)
+        with self.observe(method, path, stream=stream):
+            return self._send(stack, method, path, json_body, body_factory, stream, headers)
+
+    def _send(
+        self,
+        stack: ExitStack,
+        method: str,
+        path: str,
+        json_body: Any,
+        body_factory: BodyFactory | None,
+        stream: bool,
+        headers: dict[str, str] | None,
+    ) -> requests.Response:
         request_headers = dict(headers or {})
         data = None
         if body_factory is not None:

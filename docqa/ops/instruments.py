@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import wraps
-from typing import Any
 
 from prometheus_client import Counter, Histogram
 
@@ -77,15 +75,3 @@ def moonshot_call_observed(method: str, path: str, *, stream: bool = False) -> I
     finally:
         MOONSHOT_CALLS.labels(endpoint=endpoint, outcome=outcome).inc()
         MOONSHOT_CALL_SECONDS.labels(endpoint=endpoint).observe(time.perf_counter() - started)
-
-
-def moonshot_attempt_observed(send: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorates MoonshotClient._send(self, stack, method, path, *, ..., stream, ...): every
-    HTTP attempt, retried or not, streamed or not, is counted once with its outcome."""
-
-    @wraps(send)
-    def observed(client, stack, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
-        with moonshot_call_observed(method, path, stream=bool(kwargs.get("stream"))):
-            return send(client, stack, method, path, *args, **kwargs)
-
-    return observed

@@ -12,7 +12,7 @@ from docqa.chat.models import State
 from docqa.connections import moonshot_client
 from docqa.documents.models import Status
 from docqa.moonshot import MoonshotClient, NotFoundError
-from docqa.ops.instruments import moonshot_attempt_observed, moonshot_call_observed
+from docqa.ops.instruments import moonshot_call_observed
 from docqa.ops.metrics import registry_build
 from tests import factories
 from tests.conftest import free_port
@@ -93,10 +93,9 @@ def test_moonshot_attempts_by_endpoint_and_outcome(scrape, emu):
         (("endpoint", "GET /files/{id}"), ("outcome", "NotFoundError")),
     )
     before = scrape()
-    client = moonshot_client()
-    with moonshot_call_observed("GET", "/models"):
-        client.models_list()
-    with pytest.raises(NotFoundError), moonshot_call_observed("GET", "/files/no-such-file"):
+    client = moonshot_client()  # as docqa builds it: every attempt observed
+    client.models_list()
+    with pytest.raises(NotFoundError):
         client.files_retrieve("no-such-file")
     after = scrape()
     assert after[ok] - before.get(ok, 0) == 1
@@ -104,15 +103,13 @@ def test_moonshot_attempts_by_endpoint_and_outcome(scrape, emu):
 
 
 def test_the_client_hook_counts_every_attempt(scrape, emu):
-    """The wiring proposed for docqa.moonshot.client: `_send` decorated, so retries count too."""
-
-    class ObservedClient(MoonshotClient):
-        _send = moonshot_attempt_observed(MoonshotClient._send)
-
+    """docqa's client observes every attempt (as docqa.connections builds it), retries too."""
     emu.control.add_fault("GET", "/v1/models", status=503, error_type="server_error", count=1)
     endpoint = (("endpoint", "GET /models"),)
     before = scrape()
-    with ObservedClient(emu.base_url, emu.api_key, max_retries=2, sleep=lambda _s: None) as client:
+    with MoonshotClient(
+        emu.base_url, emu.api_key, max_retries=2, sleep=lambda _s: None, observe=moonshot_call_observed
+    ) as client:
         assert client.models_list()
     after = scrape()
     outcomes = {
