@@ -49,9 +49,9 @@ _CJK = (
     "\u2e80-\u2fff\u3000-\u303f\u3040-\u30ff\u3100-\u312f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
 )
 _CJK_CHAR = re.compile(f"[{_CJK}]")
-_SPACE_RUN = re.compile(r"\s+")
-_SPACE_BY_CJK = re.compile(f" (?=[{_CJK}])|(?<=[{_CJK}]) ")
-_RUN_START = re.compile(r"(?<!\s)\s")
+# Starts with a literal space, so the engine skips ahead instead of testing every position.
+_SPACE_BY_CJK = re.compile(f" (?:(?=[{_CJK}])|(?<=[{_CJK}] ))")
+_SPACE = re.compile(r"\s")
 
 _UNIFY = {
     **dict.fromkeys("‘’‚‛′‵`´", "'"),
@@ -69,9 +69,8 @@ _UNIFY = {
     "〜": "~",
     **dict.fromkeys("\u00ad\u200b\u200c\u200d\u2060\ufeff", ""),
 }
-_UNIFY_TABLE = str.maketrans(_UNIFY)
-_UNIFY_ANY = re.compile("[" + re.escape("".join(_UNIFY)) + "]")
 
+_LOCATION_HINT = re.compile("slide|page|sheet|第", re.IGNORECASE)
 # A line that is only a page, slide or sheet heading: "Slide 2", "## Page 3 of 9",
 # "--- Sheet: Q3 ---", "Sheet 2: Sales", "第 3 页", "第3张幻灯片".
 _LOCATION = re.compile(
@@ -85,13 +84,23 @@ _LOCATION = re.compile(
 
 def _fold(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
-    if _UNIFY_ANY.search(text):
-        text = text.translate(_UNIFY_TABLE)
+    # One C-speed replace per character present: str.translate with a dict looks up every
+    # character of a 200 KB text in Python objects and is ten times slower.
+    for char, replacement in _UNIFY.items():
+        if char in text:
+            text = text.replace(char, replacement)
     return text
 
 
 def _normalise_chunk(text: str) -> str:
-    text = _SPACE_RUN.sub(" ", _fold(text))
+    text = _fold(text)
+    # str.split collapses whitespace runs at C speed; the ends keep one space each so that
+    # chunks join as the whole text would.
+    words = text.split()
+    if not words:
+        text = " " if text else ""
+    else:
+        text = (" " if text[0].isspace() else "") + " ".join(words) + (" " if text[-1].isspace() else "")
     return _SPACE_BY_CJK.sub("", text) if " " in text and _CJK_CHAR.search(text) else text
 
 
@@ -104,9 +113,11 @@ def _chunk_starts(text: str) -> list[int]:
     starts = [0]
     while starts[-1] + _CHUNK_CHARS < len(text):
         target = starts[-1] + _CHUNK_CHARS
-        found = _RUN_START.search(text, target, target + _CHUNK_CHARS)
+        found = _SPACE.search(text, target, target + _CHUNK_CHARS)
         if found:
             cut = found.start()
+            while cut > starts[-1] + 1 and text[cut - 1].isspace():
+                cut -= 1
         else:
             cut = target
             while cut < len(text) and unicodedata.combining(text[cut]):
@@ -232,8 +243,15 @@ class Prepared:
 @functools.lru_cache(maxsize=PREPARED_CACHE_SIZE)
 def _prepare(text: str) -> Prepared:
     starts, normalised_starts, dropped, normalised = _normalise_chunks(text)
-    locations = [(m.start(1), " ".join(m.group(1).split())) for m in _LOCATION.finditer(text)]
-    return Prepared(text, normalised, starts, normalised_starts, dropped, locations)
+    locations = []
+    for hint in _LOCATION_HINT.finditer(text):
+        line_start = text.rfind("\n", 0, hint.start()) + 1
+        if locations and locations[-1][2] == line_start:
+            continue
+        found = _LOCATION.match(text, line_start)
+        if found:
+            locations.append((found.start(1), " ".join(found.group(1).split()), line_start))
+    return Prepared(text, normalised, starts, normalised_starts, dropped, [(a, b) for a, b, _ in locations])
 
 
 def prepared(text: str) -> Prepared:
@@ -266,17 +284,7 @@ def quote_find(quote: str, document: str) -> QuoteMatch:
     budget = len(needle) // TOLERANCE_DIVISOR
     if budget == 0 or len(needle) > FUZZY_MAX_CHARS:
         return NOT_FOUND
-    best: tuple[int, int, int] | None = None  # distance, start, end (normalised)
-    work = 0
-    for start, end in _windows(needle, doc.normalised, budget):
-        work += (end - start) * (len(needle) // 64 + 1)
-        if best is not None and work > _WORK_MAX:
-            break
-        found = _best_in(needle, doc.normalised, start, end)
-        if found and (best is None or found[0] < best[0]):
-            best = found
-            if best[0] == 1:
-                break
+    best = _fuzzy(needle, doc.normalised, budget)
     if best is None:
         return NOT_FOUND
     distance, start, end = best
@@ -291,21 +299,61 @@ def _match(doc: Prepared, score: float, start: int, end: int) -> QuoteMatch:
     return QuoteMatch(verified=True, score=score, span=span, location=doc.location_before(span[0]))
 
 
-def _windows(needle: str, text: str, budget: int) -> list[tuple[int, int]]:
-    """Candidate windows of `text`, most promising first (pigeonhole pieces voting by diagonal)."""
+def _occurrences(text: str, part: str) -> list[int]:
+    """Where `part` occurs, or nothing when it occurs too often to say where a quote is."""
+    found: list[int] = []
+    at = text.find(part)
+    while at >= 0:
+        if len(found) == _PIECE_OCCURRENCES_MAX:
+            return []
+        found.append(at)
+        at = text.find(part, at + 1)
+    return found
+
+
+def _fuzzy(needle: str, text: str, budget: int) -> tuple[int, int, int] | None:
+    """(distance, start, end) of the stretch closest to the needle among the candidates.
+
+    The needle is cut into budget + 1 pieces: a stretch within `budget` edits contains one of
+    them unchanged (an edit touches one piece), on a diagonal (text offset - needle offset)
+    within `budget` of the stretch's own. As soon as two pieces agree on a diagonal that window
+    is aligned, and a match within the tolerance ends the search; otherwise, once every piece
+    is placed, the windows with the most pieces are aligned, within a work budget.
+    """
     count = budget + 1
     size = len(needle) // count
-    hits: list[tuple[int, int]] = []  # (diagonal, piece)
+    hits: list[tuple[int, int]] = []  # (diagonal, piece), sorted
+    aligned: list[int] = []  # diagonals whose window was aligned
+    best: tuple[int, int, int] | None = None
+    work = 0
+
+    def align(first: int, last: int) -> tuple[int, int, int] | None:
+        nonlocal best, work
+        start, end = max(0, first - 2 * budget), min(len(text), last + len(needle) + 2 * budget)
+        work += (end - start) * (len(needle) // 64 + 1)
+        aligned.append(first)
+        found = _best_in(needle, text, start, end)
+        if found and (best is None or found[0] < best[0]):
+            best = found
+        return found
+
+    def seen(diagonal: int) -> bool:
+        return any(abs(diagonal - other) <= budget for other in aligned)
+
     for piece in range(count):
         offset = piece * size
         part = needle[offset : offset + size] if piece < count - 1 else needle[offset:]
-        if part.strip() == "" or text.count(part) > _PIECE_OCCURRENCES_MAX:
+        if not part.strip():
             continue
-        at = text.find(part)
-        while at >= 0:
-            hits.append((at - offset, piece))
-            at = text.find(part, at + 1)
-    hits.sort()
+        for at in _occurrences(text, part):
+            diagonal = at - offset
+            low = bisect.bisect_left(hits, (diagonal - budget, -1))
+            high = bisect.bisect_right(hits, (diagonal + budget, count))
+            if high > low and not seen(diagonal) and work < _WORK_MAX:
+                found = align(min(diagonal, hits[low][0]), max(diagonal, hits[high - 1][0]))
+                if found and found[0] <= budget:
+                    return found
+            bisect.insort(hits, (diagonal, piece))
     clusters: list[tuple[int, int, int]] = []  # (-votes, first diagonal, last diagonal)
     i = 0
     while i < len(hits):
@@ -316,10 +364,13 @@ def _windows(needle: str, text: str, budget: int) -> list[tuple[int, int]]:
         clusters.append((-votes, hits[i][0], hits[j][0]))
         i = j + 1
     clusters.sort()
-    return [
-        (max(0, first - budget), min(len(text), last + len(needle) + budget))
-        for _, first, last in clusters[:_WINDOWS_MAX]
-    ]
+    for _, first, last in clusters[:_WINDOWS_MAX]:
+        if seen(first) and seen(last):
+            continue
+        if best is not None and work > _WORK_MAX:
+            break
+        align(first, last)
+    return best
 
 
 def _best_in(needle: str, text: str, start: int, end: int) -> tuple[int, int, int] | None:
