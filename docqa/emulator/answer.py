@@ -1,7 +1,10 @@
 """The emulator's honest offline answer: no model, just the passages that best match.
 
-It says plainly that no model was called, then quotes the top passages of the documents
-sent as system messages, scored by word and CJK-bigram overlap with the last user question.
+It says plainly that no model was called, then cites the top passages of the documents
+sent as system messages, ranked by word and CJK-bigram overlap with the last user question.
+Each passage is cited verbatim in docqa's citation syntax, `【n†passage】`, n being the
+document's number as docqa's system prompt lists them (the system messages after the first,
+in order), so offline answers exercise citations and always verify.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from docqa.emulator.tokens import CJK_CHAR
 
 TOP_PASSAGES = 3
 _PASSAGE_CHARS = 600
-_QUOTE_CHARS = 700
 
 _CJK_RUN = re.compile(f"[{CJK_CHAR}]+")
 _WORD = re.compile(r"[0-9A-Za-z\u00c0-\u024f]+(?:['’][A-Za-z]+)?")
@@ -92,10 +94,11 @@ _CJK_STOPCHARS = frozenset("的了是在和与及或吗呢吧啊请问什么怎�
 
 @dataclass(frozen=True)
 class Passage:
-    """A stretch of document text and where it came from."""
+    """A stretch of document text and where it came from (`number` 0: not citable)."""
 
     source: str
     text: str
+    number: int = 0
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,7 @@ def message_text(content: object) -> str:
     return ""
 
 
+_MARKER_BRACKET = re.compile("[【】]")
 _SHOWN_AS = re.compile(r"^\d+\. (\S+) = “(.+)”$", re.MULTILINE)
 
 
@@ -170,9 +174,20 @@ def documents_from_messages(messages: list[dict]) -> list[tuple[str, str]]:
     When some system messages are files, the others are instructions (the system prompt),
     not material to quote.
     """
+    return [(source, text) for _, source, text in documents_numbered(messages)]
+
+
+def documents_numbered(messages: list[dict]) -> list[tuple[int, str, str]]:
+    """(number, source name, text) of each document, as `documents_from_messages` picks them.
+
+    The number is the one a citation uses: the position among the system messages after the
+    first (the system prompt); a lone system message is number 1, and 0 marks the first of
+    several when it is quoted as material (it is the prompt, which no citation can name).
+    """
     documents = []
     files = []
     number = 0
+    system_messages = sum(1 for message in messages if message.get("role") == "system")
     # A prompt may say which file each stored name is ("1. docqa-ab12.pdf = “report.pdf”"),
     # as a model would read it; the quotes then name the source.
     shown_as = {
@@ -185,6 +200,7 @@ def documents_from_messages(messages: list[dict]) -> list[tuple[str, str]]:
         if message.get("role") != "system":
             continue
         number += 1
+        citation_number = number - 1 if system_messages > 1 else number
         text = message_text(message.get("content"))
         source = f"system message {number}"
         stripped = text.strip()
@@ -197,12 +213,12 @@ def documents_from_messages(messages: list[dict]) -> list[tuple[str, str]]:
                 text = parsed["content"]
                 source = str(parsed.get("filename") or parsed.get("title") or source)
                 source = shown_as.get(source, source)
-                files.append((source, text))
-        documents.append((source, text))
+                files.append((citation_number, source, text))
+        documents.append((citation_number, source, text))
     return files or documents
 
 
-def passages_split(source: str, text: str) -> list[Passage]:
+def passages_split(source: str, text: str, number: int = 0) -> list[Passage]:
     """Cut a document into paragraph-sized passages of at most about 600 characters."""
     passages: list[Passage] = []
     current: list[str] = []
@@ -211,7 +227,7 @@ def passages_split(source: str, text: str) -> list[Passage]:
     def flush() -> None:
         nonlocal current, size
         if current:
-            passages.append(Passage(source, "\n".join(current).strip()))
+            passages.append(Passage(source, "\n".join(current).strip(), number))
         current, size = [], 0
 
     for line in text.splitlines():
@@ -222,7 +238,7 @@ def passages_split(source: str, text: str) -> list[Passage]:
         while len(line) > _PASSAGE_CHARS:
             flush()
             cut = _sentence_cut(line, _PASSAGE_CHARS)
-            passages.append(Passage(source, line[:cut].strip()))
+            passages.append(Passage(source, line[:cut].strip(), number))
             line = line[cut:]
         if size + len(line) > _PASSAGE_CHARS:
             flush()
@@ -264,8 +280,8 @@ def offline_answer(messages: list[dict]) -> OfflineAnswer:
         if message.get("role") == "user":
             question = message_text(message.get("content"))
             break
-    documents = documents_from_messages(messages)
-    passages = [p for source, text in documents for p in passages_split(source, text)]
+    documents = documents_numbered(messages)
+    passages = [p for number, source, text in documents for p in passages_split(source, text, number)]
     best = passages_rank(question, passages)
     chinese = is_chinese(question)
     reasoning = _reasoning(chinese, len(documents), len(passages), best)
@@ -274,15 +290,14 @@ def offline_answer(messages: list[dict]) -> OfflineAnswer:
 
 
 def _reasoning(chinese: bool, documents: int, passages: int, best: list[ScoredPassage]) -> str:
-    scores = ", ".join(str(item.score) for item in best) or ("无" if chinese else "none")
     if chinese:
         return (
-            f"离线模式：没有运行任何模型。正在给 {documents} 条系统消息中的 {passages} 个段落打分，"
-            f"依据是与问题共有的词语和双字组合……最高分：{scores}。"
+            f"离线模式：没有运行任何模型。正在按与问题共有的词语和双字组合，为 {documents} 条系统消息中的 "
+            f"{passages} 个段落排序……引用最相关的 {len(best)} 段。"
         )
     return (
-        f"Offline mode: no model is running. Scoring {passages} passages from {documents} system "
-        f"message(s) by the words they share with the question… best scores: {scores}."
+        f"Offline mode: no model is running. Ranking {passages} passages from {documents} system "
+        f"message(s) by the words they share with the question… citing the best {len(best)}."
     )
 
 
@@ -301,9 +316,7 @@ def _content(chinese: bool, documents: list, best: list[ScoredPassage]) -> str:
             lines.append("### 最相关的段落")
             lines.append("")
             for number, item in enumerate(best, start=1):
-                lines.append(f"{number}. 来自 **{item.passage.source}**（得分 {item.score}）：")
-                lines.append("")
-                lines.extend(_quote(item.passage.text))
+                lines.append(f"{number}. **{item.passage.source}**：{_cite(item.passage)}")
                 lines.append("")
         return "\n".join(lines).rstrip() + "\n"
     lines = [
@@ -320,14 +333,14 @@ def _content(chinese: bool, documents: list, best: list[ScoredPassage]) -> str:
         lines.append("### Best-matching passages")
         lines.append("")
         for number, item in enumerate(best, start=1):
-            lines.append(f"{number}. From **{item.passage.source}** (score {item.score}):")
-            lines.append("")
-            lines.extend(_quote(item.passage.text))
+            lines.append(f"{number}. **{item.passage.source}**: {_cite(item.passage)}")
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _quote(text: str) -> list[str]:
-    if len(text) > _QUOTE_CHARS:
-        text = text[:_QUOTE_CHARS].rstrip() + " …"
-    return ["   > " + line if line.strip() else "   >" for line in text.splitlines()]
+def _cite(passage: Passage) -> str:
+    """The passage as a citation marker, verbatim (its longest stretch free of 【 and 】)."""
+    text = max(_MARKER_BRACKET.split(passage.text), key=len).strip()
+    if passage.number < 1:
+        return "“" + " ".join(text.split()) + "”"
+    return f"【{passage.number}†{text}】"

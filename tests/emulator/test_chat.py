@@ -132,7 +132,7 @@ def test_thinking_models_stream_reasoning_before_content(api, model, thinking, r
     if not reasons:
         assert reasoning == ""
         return
-    assert reasoning.startswith("Offline mode: no model is running. Scoring")
+    assert reasoning.startswith("Offline mode: no model is running. Ranking")
     fields = [next(iter(e["choices"][0]["delta"])) for e in events[1:-2]]
     assert fields == sorted(fields, key=lambda f: f != "reasoning_content")  # all reasoning first
     message = api.chat(**body).json()["choices"][0]["message"]
@@ -229,3 +229,41 @@ def test_offline_answer_names_files_as_the_prompt_maps_them():
         {"role": "user", "content": "Revenue?"},
     ]
     assert documents_from_messages(messages) == [("Q3 report.pdf", "Revenue grew.")]
+
+
+def test_offline_answer_cites_passages_verbatim_so_they_verify(api):
+    from docqa.chat.citations import citations_check
+
+    answer = api.chat(messages=QUESTION).json()["choices"][0]["message"]["content"]
+    assert "【1†Tides are caused by the moon's gravity pulling on the oceans.】" in answer
+    assert "score" not in answer.lower()
+    citations = citations_check(answer, [json.loads(DOCUMENT)["content"]], [7])
+    assert len(citations) == 2
+    assert all(c.verified and c.score == 1.0 and c.document_id == 7 for c in citations)
+
+
+def test_offline_citations_number_documents_as_sent():
+    from docqa.chat.citations import citations_check
+    from docqa.emulator.answer import offline_answer
+
+    texts = ["Apples are red and grow on trees.", "Bananas are yellow and grow in bunches."]
+    messages = [
+        {"role": "system", "content": "You are Kimi."},
+        *(
+            {"role": "system", "content": json.dumps({"content": t, "filename": f"{i}.txt"})}
+            for i, t in enumerate(texts)
+        ),
+        {"role": "user", "content": "What colour are bananas?"},
+    ]
+    answer = offline_answer(messages).content
+    assert "【2†Bananas are yellow and grow in bunches.】" in answer
+    assert all(c.verified for c in citations_check(answer, texts, [1, 2]))
+    # A lone system message is document 1; in Chinese too.
+    chinese = offline_answer(
+        [
+            {"role": "system", "content": "潮汐是由月球引力引起的。"},
+            {"role": "user", "content": "潮汐是什么引起的？"},
+        ]
+    )
+    assert "【1†潮汐是由月球引力引起的。】" in chinese.content
+    assert "得分" not in chinese.content and "得分" not in chinese.reasoning
