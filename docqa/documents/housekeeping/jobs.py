@@ -62,10 +62,6 @@ class Job:
     def summary_display(self) -> str:
         return note_display(self.summary)
 
-    @property
-    def percent(self) -> int:
-        return int(100 * self.done / self.total) if self.total else 0
-
 
 def job_get() -> Job | None:
     data = redis_client().hgetall(keys.HOUSEKEEPING_JOB)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.utils import timezone
 from django.utils.translation import gettext_noop as N_
@@ -40,7 +40,6 @@ class ReconcileReport:
     orphans_deleted: int = 0
     orphans_failed: int = 0
     missing_marked: int = 0
-    missing_ids: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """A stored note (docqa.notes) that says it in one sentence."""
@@ -109,7 +108,6 @@ def _reconcile(*, dry_run: bool, progress: Progress | None) -> ReconcileReport:
             report.orphans_young += not row.deletable_now
 
     missing = stored_files_missing(remote_ids={f.id for f in remote}, listed_at=listed_at)
-    report.missing_ids = [stored.remote_id for stored in missing]
     if not dry_run:
         for stored in missing:
             report.missing_marked += stored_file_mark_missing(

@@ -139,11 +139,11 @@ class RetentionReport:
         )
 
 
-def account_usage_remote(*, client=None) -> tuple[int, int]:
+def account_usage_remote() -> tuple[int, int]:
     """(files, bytes) the account really holds, others' files included; the database's
     figures when Moonshot cannot be asked."""
     try:
-        remote = (client or moonshot_client()).files_list()
+        remote = moonshot_client().files_list()
     except MoonshotError as exc:
         logger.warning("could not list the account, using the database's figures: %s", exc)
         return account_usage()
