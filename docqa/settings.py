@@ -12,6 +12,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from docqa.documents.choices import RetentionPolicy
 from docqa.env import (
     env_bool,
     env_choice,
@@ -256,7 +257,7 @@ DOCQA_ACCOUNT_MAX_BYTES = env_int("DOCQA_ACCOUNT_MAX_BYTES", 10 * 1024**3, minim
 # Documents in a transient state for longer than this are re-queued by the sweep.
 DOCQA_STALE_AFTER = env_int("DOCQA_STALE_AFTER", 600, minimum=10)
 DOCQA_EXTRACT_POLL_TIMEOUT = env_int("DOCQA_EXTRACT_POLL_TIMEOUT", 300, minimum=5)
-DOCQA_RETENTION = env_choice("DOCQA_RETENTION", "keep", ("keep", "delete-after-extract", "evict"))
+DOCQA_RETENTION = env_choice("DOCQA_RETENTION", RetentionPolicy.KEEP.value, tuple(RetentionPolicy.values))
 
 # --- Housekeeping (docqa.documents.housekeeping) -------------------------------------------
 # How often beat reconciles the Moonshot account with the database, and how old a remote file

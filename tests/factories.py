@@ -10,6 +10,7 @@ import hashlib
 import itertools
 import json
 import uuid
+from collections.abc import Callable
 
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
@@ -77,12 +78,68 @@ def stored_file_create(
 
 
 def document_create(
-    *, owner, filename: str | None = None, stored_file: StoredFile | None = None, **stored_fields
+    *,
+    owner,
+    filename: str | None = None,
+    stored_file: StoredFile | None = None,
+    last_used_at=None,
+    **stored_fields,
 ) -> Document:
     """A user's document over a new stored file (or the one given)."""
     stored = stored_file or stored_file_create(**stored_fields)
     filename = filename or f"doc{next(_counter)}.{stored.extension}"
-    return Document.objects.create(owner=owner, stored_file=stored, filename=filename)
+    extra = {"last_used_at": last_used_at} if last_used_at is not None else {}
+    return Document.objects.create(owner=owner, stored_file=stored, filename=filename, **extra)
+
+
+def docqa_remote_name(token: uuid.UUID | None = None, ext: str = "pdf") -> str:
+    """A remote file name as docqa gives its uploads (`StoredFile.remote_filename`)."""
+    return f"docqa-{(token or uuid.uuid4()).hex}.{ext}"
+
+
+def linked_stored_files(
+    emu,
+    count: int = 1,
+    *,
+    remote_ids: list[str] | None = None,
+    bytes_each: int = 1000,
+    status: str = Status.READY,
+    each: Callable[[int], dict] | None = None,
+    **fields,
+) -> list[StoredFile]:
+    """Stored files with their text whose remote copies are records in the emulator's account.
+
+    New records, named as docqa names its uploads, are made unless `remote_ids` names existing
+    ones. No local bytes are written; `each(i)` gives the i-th row's own fields. One INSERT for
+    all of them, so a full account of 1,000 files is quick to make.
+    """
+    now = timezone.now()
+    rows = []
+    for i in range(len(remote_ids) if remote_ids is not None else count):
+        token = uuid.uuid4()
+        if remote_ids is not None:
+            remote_id = remote_ids[i]
+        else:
+            remote_id = emu.control.fake_files(
+                count=1, bytes_each=bytes_each, filename=docqa_remote_name(token)
+            )[0]
+        values = {
+            "sha256": uuid.uuid4().hex * 2,
+            "size": bytes_each,
+            "extension": "pdf",
+            "file": "files/none.pdf",
+            "upload_token": token,
+            "status": status,
+            "remote_id": remote_id,
+            "remote_uploaded_at": now,
+            "upload_started_at": now,
+            "content_raw": '{"content": "kept text"}',
+            "content_text": "kept text",
+            **fields,
+            **(each(i) if each else {}),
+        }
+        rows.append(StoredFile(**values))
+    return StoredFile.objects.bulk_create(rows)
 
 
 def conversation_create(*, owner, documents: list[Document] | None = None, **fields) -> Conversation:

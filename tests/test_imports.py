@@ -30,31 +30,6 @@ ALLOWED_FUNCTION_IMPORTS = {
     ("docqa/emulator/extraction.py", "_image", "PIL"),
 }
 
-# Temporary: the imports inside functions that chat/ and documents/ still have, each one
-# there to dodge an import cycle. Removed by the restructure (issue 10); once it is merged
-# this set must be empty, and `test_temporary_allowlist_is_not_stale` says which entries
-# are gone.
-RESTRUCTURE_PENDING = {
-    ("docqa/documents/admin.py", "_job_start", "docqa.documents.tasks"),
-    ("docqa/documents/housekeeping.py", "_document_names", "docqa.documents.models"),
-    ("docqa/documents/housekeeping.py", "remote_delete_or_defer", "docqa.documents.tasks"),
-    ("docqa/documents/housekeeping.py", "_remote_delete_enqueue", "docqa.documents.tasks"),
-    ("docqa/documents/housekeeping.py", "_ingest_enqueue", "docqa.documents.tasks"),
-    ("docqa/documents/housekeeping.py", "account_full_reported", "docqa.documents.tasks"),
-    ("docqa/documents/housekeeping.py", "stored_file_extracted", "docqa.documents.tasks"),
-    ("docqa/documents/services.py", "_enqueue_ingest", "docqa.documents.tasks"),
-    ("docqa/documents/services.py", "stored_file_ingest", "docqa.documents.housekeeping"),
-    ("docqa/documents/services.py", "_account_full_reported", "docqa.documents.housekeeping"),
-    ("docqa/documents/services.py", "_remote_copy_discard", "docqa.documents.tasks"),
-    ("docqa/documents/services.py", "document_delete", "docqa.documents.tasks"),
-    ("docqa/documents/tasks.py", "_housekeeping", "docqa.documents.housekeeping"),
-    ("docqa/documents/tasks.py", "_error_note", "docqa.upstream"),
-}
-
-# Temporary: module-level import cycles between docqa modules. None exist at module level
-# on this branch (the four known cycles are held together by the imports above).
-CYCLES_PENDING: set[frozenset[str]] = set()
-
 
 def _sources() -> list[Path]:
     return sorted(
@@ -226,22 +201,22 @@ def test_the_checks_see_the_tree():
 
 def test_no_import_inside_a_function():
     found = _function_imports()
-    unexpected = sorted(found - ALLOWED_FUNCTION_IMPORTS - RESTRUCTURE_PENDING)
+    unexpected = sorted(found - ALLOWED_FUNCTION_IMPORTS)
     assert not unexpected, (
         "imports inside function bodies (move them to the top of the module; if that makes "
         f"a cycle, remove the cycle): {unexpected}"
     )
 
 
-def test_temporary_allowlist_is_not_stale():
-    """Once an import is fixed its entry goes, so the list only ever shrinks to empty."""
+def test_allowlist_is_not_stale():
+    """An exception that is no longer needed leaves the list."""
     found = _function_imports()
-    stale = sorted((ALLOWED_FUNCTION_IMPORTS | RESTRUCTURE_PENDING) - found)
+    stale = sorted(ALLOWED_FUNCTION_IMPORTS - found)
     assert not stale, f"no longer found, remove from the allowlist: {stale}"
 
 
 def test_no_import_cycle_between_modules():
-    cycles = [sorted(c) for c in _cycles(_import_graph()) if c not in CYCLES_PENDING]
+    cycles = [sorted(c) for c in _cycles(_import_graph())]
     assert not cycles, f"module-level import cycles: {cycles}"
 
 

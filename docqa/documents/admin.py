@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -17,7 +16,10 @@ from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from docqa.documents import housekeeping, services
+from docqa.documents import services
+from docqa.documents.housekeeping.jobs import job_get
+from docqa.documents.housekeeping.overview import account_overview
+from docqa.documents.housekeeping.remote import RemoteKind
 from docqa.documents.models import Document, Status, StoredFile
 
 ACCOUNT_TEMPLATE = "admin/documents/moonshot_account.html"
@@ -33,7 +35,7 @@ def _can_act(request: HttpRequest) -> bool:
 
 
 def _reextract(request: HttpRequest, stored_file_ids: list[int]) -> None:
-    moved = sum(housekeeping.stored_file_reextract(stored_file_id=pk) for pk in stored_file_ids)
+    moved = services.stored_files_reextract(stored_file_ids=stored_file_ids)
     skipped = len(stored_file_ids) - moved
     messages.success(
         request,
@@ -55,12 +57,7 @@ def _reextract(request: HttpRequest, stored_file_ids: list[int]) -> None:
 
 
 def _release(request: HttpRequest, stored_file_ids: list[int]) -> None:
-    released = 0
-    for pk in stored_file_ids:
-        remote_id = housekeeping.remote_copy_forget(stored_file_id=pk)
-        if remote_id:
-            released += 1
-            transaction.on_commit(lambda remote_id=remote_id: housekeeping._remote_delete_enqueue(remote_id))
+    released = services.remote_copies_release(stored_file_ids=stored_file_ids)
     skipped = len(stored_file_ids) - released
     messages.success(
         request,
@@ -234,6 +231,7 @@ class StoredFileAdmin(admin.ModelAdmin):
         "remote_uploaded_at",
         "upload_started_at",
         "remote_missing_at",
+        "waiting_for_room_since",
         "file_type",
         "token_count",
         "created_at",
@@ -320,11 +318,11 @@ class StoredFileAdmin(admin.ModelAdmin):
 
     def account_view(self, request: HttpRequest) -> HttpResponse:
         self._require(request)
-        overview = housekeeping.account_overview()
-        job = housekeeping.job_get()
+        overview = account_overview()
+        job = job_get()
         if overview.taken_at is None and (job is None or not job.is_active) and _can_act(request):
             # Nothing listed yet: list it now, in the background.
-            job = self._job_start("sync")
+            job = services.account_sync_start()
         show = request.GET.get("show", "")
         rows = [(row, KIND_LABELS[row.kind]) for row in overview.rows if not show or row.kind == show]
         return render(
@@ -340,18 +338,9 @@ class StoredFileAdmin(admin.ModelAdmin):
             ),
         )
 
-    @staticmethod
-    def _job_start(kind: str, **kwargs) -> housekeeping.Job:
-        from docqa.documents import tasks
-
-        job = housekeeping.job_create(kind=kind)
-        task = tasks.remote_files_reconcile if kind == "sync" else tasks.orphans_delete
-        transaction.on_commit(lambda: task.apply_async(kwargs={**kwargs, "job_id": job.id}))
-        return job
-
     def account_job_view(self, request: HttpRequest) -> HttpResponse:
         self._require(request)
-        job = housekeeping.job_get()
+        job = job_get()
         response = render(request, f"{ACCOUNT_TEMPLATE}#job", self._context(request, job=job))
         if getattr(request, "htmx", False) and (job is None or not job.is_active):
             response["HX-Refresh"] = "true"  # finished: show the new listing
@@ -361,7 +350,7 @@ class StoredFileAdmin(admin.ModelAdmin):
         self._require(request, act=True)
         if request.method != "POST":
             return HttpResponseRedirect(reverse("admin:documents_storedfile_account"))
-        self._job_start("sync")
+        services.account_sync_start()
         messages.info(request, _("Synchronising with Moonshot…"))
         return HttpResponseRedirect(reverse("admin:documents_storedfile_account"))
 
@@ -369,7 +358,7 @@ class StoredFileAdmin(admin.ModelAdmin):
         self._require(request, act=True)
         if request.method != "POST":
             return HttpResponseRedirect(reverse("admin:documents_storedfile_account"))
-        overview = housekeeping.account_overview()
+        overview = account_overview()
         orphans = set(overview.orphan_ids)
         if request.POST.get("all"):
             chosen = list(overview.orphan_ids)
@@ -391,7 +380,7 @@ class StoredFileAdmin(admin.ModelAdmin):
                     total_bytes=sum(row.bytes for row in rows),
                 ),
             )
-        self._job_start("delete_orphans", remote_ids=chosen)
+        services.orphans_delete_start(remote_ids=chosen)
         messages.info(
             request,
             ngettext(
@@ -405,9 +394,9 @@ class StoredFileAdmin(admin.ModelAdmin):
 
 
 KIND_LABELS = {
-    housekeeping.RemoteKind.ORPHAN: _("orphan"),
-    housekeeping.RemoteKind.MISSING: _("missing"),
-    housekeeping.RemoteKind.IN_FLIGHT: _("uploading"),
-    housekeeping.RemoteKind.LINKED: _("linked"),
-    housekeeping.RemoteKind.FOREIGN: _("not docqa's"),
+    RemoteKind.ORPHAN: _("orphan"),
+    RemoteKind.MISSING: _("missing"),
+    RemoteKind.IN_FLIGHT: _("uploading"),
+    RemoteKind.LINKED: _("linked"),
+    RemoteKind.FOREIGN: _("not docqa's"),
 }

@@ -65,6 +65,11 @@ class StoredFile(models.Model):
     remote_missing_at = models.DateTimeField(
         null=True, blank=True, verbose_name=_("missing on Moonshot since")
     )
+    # Set while the pipeline holds the file back because the account is full (its reason is
+    # in `last_error`); any move to another state clears it. Making room resumes these files.
+    waiting_for_room_since = models.DateTimeField(
+        null=True, blank=True, db_index=True, verbose_name=_("waiting for room since")
+    )
 
     content_raw = models.TextField(
         blank=True,
@@ -84,6 +89,10 @@ class StoredFile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sha256[:12]}.{self.extension}"
+
+    @property
+    def is_waiting_for_room(self) -> bool:
+        return self.waiting_for_room_since is not None
 
     @property
     def error_display(self) -> str:

@@ -1,7 +1,15 @@
-"""Celery tasks for documents: each loads its row by id and calls a service."""
+"""Celery tasks for documents: each loads its row by id and calls the module that does the work.
+
+Imports flow one way: views -> services -> tasks -> (ingest, remote_copies, housekeeping) ->
+the Moonshot client. Anything may import this module to enqueue a task, so it imports none of
+the modules that do the work at load time. The single function-local import in docqa, by rule:
+a task body imports the module it runs (`from docqa.documents import ingest`); no other import
+sits inside a function.
+"""
 
 from __future__ import annotations
 
+import enum
 import logging
 import random
 
@@ -10,10 +18,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.utils.translation import gettext_noop as N_
 
 from docqa import keys
-from docqa.documents import services
+from docqa.documents.housekeeping.jobs import job_finish, job_progress
+from docqa.documents.models import Status
+from docqa.documents.transitions import stored_file_count_attempt, stored_file_note
 from docqa.locks import Lease
 from docqa.moonshot import AuthenticationError, MoonshotError
 from docqa.notes import note
+from docqa.upstream import upstream_error_note
 
 logger = logging.getLogger("docqa.documents.tasks")
 
@@ -22,6 +33,24 @@ MAX_INGEST_RETRIES = 8
 # (SIGKILL, OOM) frees its file within a minute; a lock as long as the task time limit kept
 # every re-queued run of that file answering "locked" for a quarter of an hour.
 INGEST_LOCK_TTL = 60
+
+
+class IngestOutcome(enum.StrEnum):
+    """What one run of `document_ingest` reached."""
+
+    QUEUED = Status.QUEUED.value  # waiting for room in the account
+    READY = Status.READY.value
+    FAILED = Status.FAILED.value
+    GONE = "gone"  # the stored file was deleted meanwhile
+    LOCKED = "locked"  # another run holds the file
+
+
+class JobOutcome(enum.StrEnum):
+    """What one run of a housekeeping task did."""
+
+    DONE = "done"
+    SKIPPED = "skipped"  # another run held the lock
+    FAILED = "failed"
 
 
 def _backoff(retries: int, *, base: float = 5.0, cap: float = 300.0) -> float:
@@ -35,44 +64,43 @@ def document_ingest(self, stored_file_id: int) -> str:
     Safe to run twice: a Redis lock keeps two runs from working on one file at once, and
     every step checks the row's state first.
     """
+    from docqa.documents import ingest
+
     lease = Lease(keys.ingest_lock(stored_file_id), ttl=INGEST_LOCK_TTL)
     if not lease.acquire():
         logger.info("ingest of %s already running elsewhere", stored_file_id)
-        return "locked"
+        return IngestOutcome.LOCKED
     try:
         with lease.renewed():
-            return _ingest(self, stored_file_id)
-    finally:
-        lease.release()
-
-
-def _ingest(task, stored_file_id: int) -> str:
-    try:
-        return services.stored_file_ingest(stored_file_id=stored_file_id)
-    except services.ExtractionPending:
-        raise task.retry(countdown=2, max_retries=None) from None
+            return IngestOutcome(ingest.stored_file_ingest(stored_file_id=stored_file_id))
+    except ingest.ExtractionPending:
+        raise self.retry(countdown=2, max_retries=None) from None
     except MoonshotError as exc:
         # 401 may be fixed by an administrator; the rest of the retryable errors pass by.
-        attempts = services.stored_file_count_attempt(stored_file_id=stored_file_id)
+        attempts = stored_file_count_attempt(stored_file_id=stored_file_id)
         waits = exc.retryable or isinstance(exc, AuthenticationError)
         final = not waits or attempts > MAX_INGEST_RETRIES
         logger.warning("ingest of %s: %s (attempt %s, final=%s)", stored_file_id, exc, attempts, final)
-        services.stored_file_record_failure(stored_file_id=stored_file_id, exc=exc, final=final)
+        ingest.stored_file_record_failure(stored_file_id=stored_file_id, exc=exc, final=final)
         if final:
-            return "failed"
-        raise task.retry(countdown=_backoff(attempts - 1), max_retries=None) from None
+            return IngestOutcome.FAILED
+        raise self.retry(countdown=_backoff(attempts - 1), max_retries=None) from None
     except SoftTimeLimitExceeded:
-        services.stored_file_note(
+        stored_file_note(
             stored_file_id=stored_file_id, message=note(N_("This is taking long; trying again…"))
         )
-        raise task.retry(countdown=5, max_retries=None) from None
+        raise self.retry(countdown=5, max_retries=None) from None
+    finally:
+        lease.release()
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=10)
 def remote_file_delete(self, remote_id: str) -> bool:
     """Delete a remote copy no stored file uses any more; 404 counts as done, 5xx is retried."""
+    from docqa.documents import remote_copies
+
     try:
-        return services.remote_file_delete(remote_id=remote_id)
+        return remote_copies.remote_file_delete(remote_id=remote_id)
     except MoonshotError as exc:
         if not exc.retryable:
             logger.error("could not delete remote file %s: %s", remote_id, exc)
@@ -83,22 +111,12 @@ def remote_file_delete(self, remote_id: str) -> bool:
 @shared_task
 def documents_sweep_stale() -> int:
     """Beat: re-queue documents stuck in a transient state, and those waiting for room."""
-    return services.documents_stale_requeue()
+    from docqa.documents import ingest
+
+    return ingest.documents_stale_requeue()
 
 
 # --- housekeeping (docqa.documents.housekeeping) --------------------------------------------
-
-
-def _housekeeping():
-    from docqa.documents import housekeeping
-
-    return housekeeping
-
-
-def _error_note(exc: MoonshotError) -> str:
-    from docqa.upstream import upstream_error_note
-
-    return upstream_error_note(exc)
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=3)
@@ -108,47 +126,50 @@ def remote_files_reconcile(self, job_id: str | None = None) -> str:
     A second run while one is going returns at once (Redis lock). When the account cannot
     be listed nothing changes; a transient error is retried.
     """
-    housekeeping = _housekeeping()
+    from docqa.documents.housekeeping import reconcile
+
     try:
-        report = housekeeping.remote_files_reconcile(progress=housekeeping.job_progress(job_id))
+        report = reconcile.remote_files_reconcile(progress=job_progress(job_id))
     except MoonshotError as exc:
         logger.warning("reconcile: %s", exc)
         if exc.retryable and self.request.retries < self.max_retries:
             raise self.retry(countdown=_backoff(self.request.retries, base=10, cap=120)) from None
-        housekeeping.job_finish(job_id, summary=_error_note(exc), failed=True)
-        return "failed"
-    housekeeping.job_finish(job_id, summary=report.summary())
-    return "skipped" if report.skipped else "done"
+        job_finish(job_id, summary=upstream_error_note(exc), failed=True)
+        return JobOutcome.FAILED
+    job_finish(job_id, summary=report.summary())
+    return JobOutcome.SKIPPED if report.skipped else JobOutcome.DONE
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=3)
 def orphans_delete(self, remote_ids: list[str], job_id: str | None = None) -> str:
     """The admin's "delete orphans": delete these remote files if they are still orphans."""
-    housekeeping = _housekeeping()
+    from docqa.documents.housekeeping import orphans
+
     try:
-        outcome = housekeeping.orphans_delete(
-            remote_ids=remote_ids, progress=housekeeping.job_progress(job_id)
-        )
+        outcome = orphans.orphans_delete(remote_ids=remote_ids, progress=job_progress(job_id))
     except MoonshotError as exc:
         logger.warning("orphans delete: %s", exc)
         if exc.retryable and self.request.retries < self.max_retries:
             raise self.retry(countdown=_backoff(self.request.retries, base=5, cap=60)) from None
-        housekeeping.job_finish(job_id, summary=_error_note(exc), failed=True)
-        return "failed"
-    housekeeping.job_finish(job_id, summary=outcome.summary())
-    return "done"
+        job_finish(job_id, summary=upstream_error_note(exc), failed=True)
+        return JobOutcome.FAILED
+    job_finish(job_id, summary=outcome.summary())
+    return JobOutcome.DONE
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def retention_apply(self, job_id: str | None = None) -> str:
     """Beat (and a full account): apply DOCQA_RETENTION to the remote copies."""
-    housekeeping = _housekeeping()
-    report = housekeeping.retention_apply(progress=housekeeping.job_progress(job_id))
-    housekeeping.job_finish(job_id, summary=report.summary())
-    return "skipped" if report.skipped else f"released {report.released}"
+    from docqa.documents.housekeeping import retention
+
+    report = retention.retention_apply(progress=job_progress(job_id))
+    job_finish(job_id, summary=report.summary())
+    return JobOutcome.SKIPPED if report.skipped else JobOutcome.DONE
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def remote_copy_release(self, stored_file_id: int) -> bool:
     """Delete one ready file's remote copy, keeping its text (delete-after-extract)."""
-    return bool(_housekeeping().remote_copy_release(stored_file_id=stored_file_id))
+    from docqa.documents.housekeeping import retention
+
+    return bool(retention.remote_copy_release(stored_file_id=stored_file_id))

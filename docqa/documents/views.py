@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from docqa.documents import services
+from docqa.documents import selectors, services
 from docqa.documents.formats import accept_attribute
 from docqa.documents.models import Document
 from docqa.documents.uploads import HashingUploadHandler
@@ -24,13 +24,13 @@ TEXT_PAGE_CHARS = 20_000
 
 
 def _owned_document(request: HttpRequest, pk: int) -> Document:
-    return get_object_or_404(Document.objects.select_related("stored_file"), pk=pk, owner=request.user)
+    return get_object_or_404(selectors.documents_owned(owner=request.user), pk=pk)
 
 
 @login_required
 @require_GET
 def document_list(request: HttpRequest) -> HttpResponse:
-    documents = request.user.documents.select_related("stored_file")
+    documents = selectors.documents_owned(owner=request.user)
     return render(
         request,
         "documents/list.html",
@@ -100,6 +100,7 @@ def document_detail(request: HttpRequest, pk: int) -> HttpResponse:
         if document.is_ready and request.GET.get("was") != document.status:
             response["HX-Refresh"] = "true"  # the text has arrived: show the whole page
         return response
+    services.documents_mark_used(document_ids=[document.pk])  # evict releases the least recently used
     text = document.stored_file.content_text
     pages = Paginator(
         [text[i : i + TEXT_PAGE_CHARS] for i in range(0, len(text), TEXT_PAGE_CHARS)] or [""], 1

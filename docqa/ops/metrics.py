@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 
 from docqa.chat.models import Message, Role, State
 from docqa.documents.models import Document, Status, StoredFile
-from docqa.documents.services import account_usage
+from docqa.documents.selectors import account_usage
 
 logger = logging.getLogger("docqa.ops.metrics")
 

@@ -9,18 +9,16 @@ Django's test client, where they actually arrive.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
-import json
 from html.parser import HTMLParser
 
 import pytest
-from django.core.files.base import ContentFile
 from django.test import Client
 
 from docqa.chat import services as chat_services
 from docqa.chat.models import Conversation, Message, Role, State
-from docqa.documents.models import Document, Status, StoredFile
+from docqa.documents.models import Document, Status
+from tests import factories
 from tests.abuse.cases import CASES, XSS, Case
 
 pytestmark = pytest.mark.django_db
@@ -30,23 +28,17 @@ CSRF = "abusecatalogue0123456789abcdefgh"  # 32 characters, as Django's CSRF sec
 
 
 def _document(owner, filename: str, text: str, status: str = Status.READY) -> Document:
-    n = next(_n)
-    raw = json.dumps(
-        {"content": text, "file_type": "text/plain", "filename": filename, "title": "", "type": "file"}
-    )
-    digest = hashlib.sha256(f"{n}:{text}".encode()).hexdigest()
-    stored = StoredFile(
-        sha256=digest,
-        size=len(text),
-        extension="txt",
+    raw = factories.sample_raw(text, filename)
+    return factories.document_create(
+        owner=owner,
+        filename=filename,
+        text=text,
         status=status,
         content_raw=raw,
         content_text=text,
-        token_count=len(raw) // 3 + 8,
+        size=len(text),
+        tokens=len(raw) // 3 + 8,
     )
-    stored.file.save(f"{digest}.txt", ContentFile(text.encode()), save=False)
-    stored.save()
-    return Document.objects.create(owner=owner, stored_file=stored, filename=filename)
 
 
 @pytest.fixture

@@ -1,10 +1,11 @@
-import json
+import hashlib
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from docqa.documents import services
+from docqa.documents import services, transitions
 from docqa.documents.models import Document, Status, StoredFile
+from tests import factories
 
 
 @pytest.mark.parametrize(
@@ -53,18 +54,7 @@ def test_upload_validate_accepts_supported_formats(name):
     services.upload_validate(filename=name, size=1)
 
 
-def test_content_parse_reads_moonshot_json_and_passes_other_text_through():
-    raw = json.dumps(
-        {"content": "正文 text", "file_type": "application/pdf", "filename": "x.pdf"}, ensure_ascii=False
-    )
-    assert services.content_parse(raw) == ("正文 text", "application/pdf")
-    assert services.content_parse("plain text, not JSON") == ("plain text, not JSON", "")
-    assert services.content_parse('["a list"]') == ('["a list"]', "")
-
-
 def _upload(owner, name="notes.txt", data=b"hello world"):
-    import hashlib
-
     uploaded = SimpleUploadedFile(name, data)
     return services.document_upload(
         owner=owner, uploaded_file=uploaded, sha256=hashlib.sha256(data).hexdigest()
@@ -102,11 +92,46 @@ def test_delete_keeps_stored_file_while_another_document_uses_it(user, other_use
 @pytest.mark.django_db
 def test_transitions_only_move_from_the_expected_state(user):
     stored = _upload(user).document.stored_file
-    assert not services.stored_file_transition(
+    assert not transitions.stored_file_transition(
         stored_file_id=stored.pk, from_statuses=(Status.EXTRACTING,), to_status=Status.READY
     )
-    assert services.stored_file_fail(stored_file_id=stored.pk, message="x")
-    assert not services.stored_file_fail(stored_file_id=stored.pk, message="again")
+    assert transitions.stored_file_fail(stored_file_id=stored.pk, message="x")
+    assert not transitions.stored_file_fail(stored_file_id=stored.pk, message="again")
     stored.refresh_from_db()
     assert stored.status == Status.FAILED and stored.last_error == "x"
     assert Document.objects.get().status == Status.FAILED
+
+
+@pytest.mark.django_db
+def test_parking_for_room_is_a_state_that_any_move_ends(user):
+    stored = _upload(user).document.stored_file
+    transitions.stored_file_park_for_room(stored_file_id=stored.pk, message="Waiting for room: full")
+    stored.refresh_from_db()
+    since = stored.waiting_for_room_since
+    assert since is not None and stored.status == Status.QUEUED and stored.last_error
+    transitions.stored_file_park_for_room(stored_file_id=stored.pk, message="Waiting for room: still")
+    stored.refresh_from_db()
+    assert stored.waiting_for_room_since == since  # waiting since the first time
+    assert transitions.stored_file_transition(
+        stored_file_id=stored.pk, from_statuses=(Status.QUEUED,), to_status=Status.UPLOADING
+    )
+    stored.refresh_from_db()
+    assert not stored.is_waiting_for_room
+
+
+@pytest.mark.django_db
+def test_documents_mark_used_touches_those_documents_and_their_files_only(
+    user, other_user, django_assert_num_queries
+):
+    old = "2000-01-01T00:00:00Z"
+    shared = factories.stored_file_create(last_used_at=old)
+    mine = factories.document_create(owner=user, stored_file=shared, last_used_at=old)
+    theirs = factories.document_create(owner=other_user, stored_file=shared, last_used_at=old)
+    untouched = factories.document_create(owner=user, last_used_at=old)
+    StoredFile.objects.filter(pk=untouched.stored_file_id).update(last_used_at=old)
+    with django_assert_num_queries(2):  # one UPDATE per table, no row fetched
+        services.documents_mark_used(document_ids=[mine.pk])
+    used = {d.pk: d.last_used_at.year for d in Document.objects.all()}
+    assert used[mine.pk] > 2000 and used[theirs.pk] == 2000 and used[untouched.pk] == 2000
+    files = dict(StoredFile.objects.values_list("pk", "last_used_at__year"))
+    assert files[shared.pk] > 2000 and files[untouched.stored_file_id] == 2000

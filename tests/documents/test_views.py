@@ -4,7 +4,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from docqa.documents import services
+from docqa.documents import services, transitions
 from docqa.documents.models import Document, StoredFile
 
 pytestmark = pytest.mark.django_db
@@ -128,6 +128,18 @@ def test_detail_status_fragment_reloads_the_page_once_text_arrives(auth_client, 
     assert "HX-Refresh" not in auth_client.get(ready, HTTP_HX_REQUEST="true")
 
 
+def test_opening_a_document_marks_it_used_but_polling_its_status_does_not(auth_client, user):
+    document = _document_for(user)
+    old = "2000-01-01T00:00:00Z"
+    Document.objects.filter(pk=document.pk).update(last_used_at=old)
+    StoredFile.objects.filter(pk=document.stored_file_id).update(last_used_at=old)
+    auth_client.get(document.get_absolute_url() + "?fragment=status", HTTP_HX_REQUEST="true")
+    assert Document.objects.get(pk=document.pk).last_used_at.year == 2000
+    auth_client.get(document.get_absolute_url())
+    assert Document.objects.get(pk=document.pk).last_used_at.year > 2000
+    assert StoredFile.objects.get(pk=document.stored_file_id).last_used_at.year > 2000
+
+
 def test_long_names_and_control_characters_are_cleaned_on_upload(auth_client, user):
     _post_upload(auth_client, SimpleUploadedFile("x" * 300 + "\x07.txt", b"long"))
     document = Document.objects.get(owner=user)
@@ -140,7 +152,7 @@ def test_long_names_and_control_characters_are_cleaned_on_upload(auth_client, us
 
 def test_retry_moves_only_failed_documents(auth_client, user, django_capture_on_commit_callbacks):
     document = _document_for(user)
-    services.stored_file_fail(stored_file_id=document.stored_file_id, message="boom")
+    transitions.stored_file_fail(stored_file_id=document.stored_file_id, message="boom")
     with django_capture_on_commit_callbacks() as callbacks:
         response = auth_client.post(reverse("documents:retry", args=[document.pk]), HTTP_HX_REQUEST="true")
     assert response.status_code == 200 and "Queued" in response.content.decode()

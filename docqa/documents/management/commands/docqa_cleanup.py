@@ -6,9 +6,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.template.defaultfilters import filesizeformat
 
-from docqa.documents.housekeeping import retention_apply
-
-POLICIES = ("keep", "delete-after-extract", "evict")
+from docqa.documents.choices import RetentionPolicy
+from docqa.documents.housekeeping.retention import retention_apply
 
 
 class Command(BaseCommand):
@@ -21,10 +20,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="Report what would be deleted; delete nothing."
         )
-        parser.add_argument("--policy", choices=POLICIES, help="Use this policy instead of DOCQA_RETENTION.")
+        parser.add_argument(
+            "--policy", choices=RetentionPolicy.values, help="Use this policy instead of DOCQA_RETENTION."
+        )
 
     def handle(self, *args, dry_run: bool = False, policy: str | None = None, **options):
-        policy = policy or settings.DOCQA_RETENTION
+        policy = RetentionPolicy(policy or settings.DOCQA_RETENTION)
         report = retention_apply(policy=policy, dry_run=dry_run)
         if report.skipped:
             self.stdout.write(
@@ -33,10 +34,10 @@ class Command(BaseCommand):
             return
         verb = "would be deleted" if dry_run else "deleted"
         self.stdout.write(("Dry run: nothing was changed. " if dry_run else "") + f"Policy: {policy}.")
-        if policy == "keep":
+        if policy == RetentionPolicy.KEEP:
             self.stdout.write("Nothing to do: remote copies are kept.")
             return
-        if policy == "evict":
+        if policy == RetentionPolicy.EVICT:
             self.stdout.write(
                 f"Account before: {report.files_before} files, {filesizeformat(report.bytes_before)} "
                 f"(high-water mark {settings.DOCQA_EVICT_HIGH_WATER} %, low {settings.DOCQA_EVICT_LOW_WATER} %)."

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.template.defaultfilters import filesizeformat
 
-from docqa.documents.housekeeping import remote_files_reconcile
+from docqa.documents.housekeeping.reconcile import remote_files_reconcile
 from docqa.moonshot import MoonshotError
 from docqa.notes import note_display
 from docqa.upstream import upstream_error_note

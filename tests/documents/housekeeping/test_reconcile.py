@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
+from celery.exceptions import Retry
 from django.core.management import call_command
+from django.utils import timezone
 
-from docqa.documents import housekeeping, services
+from docqa.connections import moonshot_client
+from docqa.documents import services
+from docqa.documents.housekeeping.orphans import orphans_delete
+from docqa.documents.housekeeping.overview import account_overview
+from docqa.documents.housekeeping.reconcile import remote_files_reconcile
+from docqa.documents.housekeeping.remote import stored_files_missing
+from docqa.documents.housekeeping.snapshot import snapshot_forget, snapshot_get, snapshot_record
 from docqa.documents.models import Status, StoredFile
-from tests.housekeeping.conftest import deletes, docqa_name, remote_ids
+from docqa.documents.tasks import remote_file_delete
+from docqa.moonshot import FileObject, MoonshotError
+from tests import factories
+from tests.documents.housekeeping.helpers import deletes, docqa_name, remote_ids
 
 pytestmark = pytest.mark.django_db
 
@@ -20,65 +32,61 @@ def test_orphans_past_the_grace_period_go_everything_else_stays(emu, linked_file
     foreign = emu.control.fake_files(count=2, bytes_each=10, filename="someone-elses.pdf")
     emu.control.fake_files(count=3, bytes_each=10, filename=docqa_name())
     # An upload that landed but whose worker has not recorded the id yet.
-    in_flight = StoredFile.objects.create(
-        sha256="f" * 64, size=10, extension="pdf", file="files/x.pdf", status=Status.UPLOADING
+    in_flight = factories.stored_file_create(
+        status=Status.UPLOADING, with_file=False, size=10, extension="pdf"
     )
     landed = emu.control.fake_files(count=1, bytes_each=10, filename=in_flight.remote_filename)
 
-    report = housekeeping.remote_files_reconcile()
+    report = remote_files_reconcile()
 
     assert (report.linked, report.foreign, report.in_flight, report.orphans) == (2, 2, 1, 3)
     assert report.orphans_deleted == 3 and report.orphans_failed == 0
     assert remote_ids(emu) == {s.remote_id for s in linked} | set(foreign) | set(landed)
     # Run again: nothing more to do (idempotent).
-    again = housekeeping.remote_files_reconcile()
+    again = remote_files_reconcile()
     assert again.orphans == 0 and again.orphans_deleted == 0 and deletes(emu) == 3
 
 
 def test_young_orphans_wait_for_the_grace_period(emu, settings):
     settings.DOCQA_ORPHAN_GRACE = 3600
     young = emu.control.fake_files(count=2, bytes_each=10, filename=docqa_name())
-    report = housekeeping.remote_files_reconcile()
+    report = remote_files_reconcile()
     assert report.orphans == 2 and report.orphans_young == 2 and report.orphans_deleted == 0
     assert remote_ids(emu) == set(young)
     # An admin may still delete them on purpose.
-    outcome = housekeeping.orphans_delete(remote_ids=young)
+    outcome = orphans_delete(remote_ids=young)
     assert outcome.deleted == 2 and remote_ids(emu) == set()
 
 
 def test_orphan_delete_refuses_what_is_no_longer_an_orphan(emu, linked_files):
     (stored,) = linked_files(1)
     foreign = emu.control.fake_files(count=1, bytes_each=10, filename="other-app.txt")
-    outcome = housekeeping.orphans_delete(remote_ids=[stored.remote_id, *foreign, "cq-does-not-exist"])
+    outcome = orphans_delete(remote_ids=[stored.remote_id, *foreign, "cq-does-not-exist"])
     assert (outcome.deleted, outcome.refused, outcome.already_gone) == (0, 2, 1)
     assert remote_ids(emu) == {stored.remote_id, *foreign}
 
 
 def test_missing_copy_is_marked_and_the_text_kept(emu, linked_files):
     kept, gone = linked_files(2)
-    from docqa.connections import moonshot_client
-
     moonshot_client().files_delete(gone.remote_id)  # deleted by hand in Moonshot's console
-    report = housekeeping.remote_files_reconcile()
+    report = remote_files_reconcile()
     assert report.missing_marked == 1
     gone.refresh_from_db()
     kept.refresh_from_db()
     assert gone.remote_id == "" and gone.remote_missing_at is not None and gone.status == Status.READY
     assert gone.content_text == "kept text"
     assert kept.remote_id and kept.remote_missing_at is None
-    overview = housekeeping.account_overview()
+    overview = account_overview()
     assert overview.counts["missing"] == 1 and overview.counts["linked"] == 1
 
 
 def test_a_copy_recorded_after_the_listing_is_not_taken_for_missing(emu, linked_files):
-    from django.utils import timezone
-
     (fresh,) = linked_files(1)
     StoredFile.objects.filter(pk=fresh.pk).update(
         remote_id="cqrecordedlater", remote_uploaded_at=timezone.now()
     )
-    before = timezone.now() - __import__("datetime").timedelta(seconds=5)
-    assert housekeeping.stored_files_missing(remote_ids=set(), listed_at=before) == []
+    before = timezone.now() - timedelta(seconds=5)
+    assert stored_files_missing(remote_ids=set(), listed_at=before) == []
 
 
 def test_failed_delete_is_retried_next_run_and_404_counts_as_done(emu, settings):
@@ -89,12 +97,12 @@ def test_failed_delete_is_retried_next_run_and_404_counts_as_done(emu, settings)
         "DELETE", f"/v1/files/{second}", status=404, error_type="resource_not_found_error", count=1
     )
 
-    report = housekeeping.remote_files_reconcile()
+    report = remote_files_reconcile()
     assert report.orphans_failed == 1 and report.orphans_deleted == 1  # the 404 one
     assert first in remote_ids(emu)
 
     emu.control.clear_faults()  # Moonshot recovers
-    report = housekeeping.remote_files_reconcile()
+    report = remote_files_reconcile()
     # (The emulator's 404 left the record in place, so this run deletes it for real.)
     assert report.orphans_failed == 0 and first not in remote_ids(emu)
     assert remote_ids(emu) == set()
@@ -103,10 +111,8 @@ def test_failed_delete_is_retried_next_run_and_404_counts_as_done(emu, settings)
 def test_listing_failure_changes_nothing(emu, linked_files):
     (stored,) = linked_files(1)
     emu.control.add_fault("GET", "/v1/files", status=401, error_type="invalid_authentication_error", count=1)
-    from docqa.moonshot import MoonshotError
-
     with pytest.raises(MoonshotError):
-        housekeeping.remote_files_reconcile()
+        remote_files_reconcile()
     stored.refresh_from_db()
     assert stored.remote_id and stored.remote_missing_at is None
 
@@ -115,20 +121,23 @@ def test_listing_failure_changes_nothing(emu, linked_files):
 def test_two_runs_at_once_do_the_work_once(emu, settings):
     settings.DOCQA_ORPHAN_GRACE = 0
     orphans = emu.control.fake_files(count=40, bytes_each=10, filename=docqa_name())
-    # Slow listing, so the two runs surely overlap.
-    emu.control.add_fault("GET", "/v1/files", kind="delay", seconds=0.5, count=1)
-    reports, barrier = [], threading.Barrier(2)
+    # The first run stops inside its lease (at its first progress report) until the second
+    # has come and gone, so the two surely overlap, whatever the machine's speed.
+    inside, go = threading.Event(), threading.Event()
+    reports = []
 
-    def run():
-        barrier.wait()
-        reports.append(housekeeping.remote_files_reconcile())
+    def hold(done: int, total: int) -> None:
+        if not inside.is_set():
+            inside.set()
+            assert go.wait(30)
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert sorted(r.skipped for r in reports) == [False, True]
+    first = threading.Thread(target=lambda: reports.append(remote_files_reconcile(progress=hold)))
+    first.start()
+    assert inside.wait(30)
+    reports.append(remote_files_reconcile())
+    go.set()
+    first.join(30)
+    assert [r.skipped for r in reports] == [True, False]  # the second came back at once
     assert sum(r.orphans_deleted for r in reports) == len(orphans)
     assert deletes(emu) == len(orphans)  # no file was deleted twice
     assert remote_ids(emu) == set()
@@ -145,19 +154,15 @@ def test_deleting_a_document_never_waits_for_moonshot(
     StoredFile.objects.filter(pk=stored.pk).update(remote_id=remote_id, status=Status.READY)
     emu.control.add_fault("DELETE", "/v1/files/*", status=500, error_type="server_error", count=None)
 
-    from docqa.documents.tasks import remote_file_delete
-
     with django_capture_on_commit_callbacks(execute=False):
         services.document_delete(document=document)
     assert not StoredFile.objects.filter(pk=stored.pk).exists()
     # The task's own attempt fails with a 5xx and asks to be retried later.
-    from celery.exceptions import Retry
-
     with pytest.raises(Retry):
         remote_file_delete.apply(args=[remote_id], throw=True)
     assert remote_id in remote_ids(emu)
     emu.control.clear_faults()
-    report = housekeeping.remote_files_reconcile()
+    report = remote_files_reconcile()
     assert report.orphans_deleted == 1 and remote_ids(emu) == set()
 
 
@@ -174,13 +179,6 @@ def test_docqa_sync_command_dry_run_then_real(emu, linked_files, settings, capsy
 
 
 def test_a_sync_listed_before_a_delete_does_not_bring_the_file_back():
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from docqa.documents import housekeeping
-    from docqa.moonshot import FileObject
-
     listed_at = timezone.now() - timedelta(seconds=5)
     gone = FileObject.from_api(
         {
@@ -194,6 +192,6 @@ def test_a_sync_listed_before_a_delete_does_not_bring_the_file_back():
         }
     )
     kept = FileObject.from_api({**gone.raw, "id": "cqkept"})
-    housekeeping._snapshot_forget(["cqgone"])  # deleted after the listing began...
-    housekeeping.snapshot_record(remote=[gone, kept], balance=None, taken_at=listed_at)  # ...recorded after
-    assert [item["id"] for item in housekeeping.snapshot_get()["files"]] == ["cqkept"]
+    snapshot_forget(["cqgone"])  # deleted after the listing began...
+    snapshot_record(remote=[gone, kept], balance=None, taken_at=listed_at)  # ...recorded after
+    assert [item["id"] for item in snapshot_get()["files"]] == ["cqkept"]

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from docqa.documents import housekeeping, tasks
+from docqa.documents import tasks
+from docqa.documents.housekeeping.jobs import JobKind, JobState, job_create, job_get
+from docqa.documents.housekeeping.reconcile import remote_files_reconcile
 from docqa.documents.models import Document, Status, StoredFile
-from tests.housekeeping.conftest import docqa_name, remote_ids
+from tests import factories
+from tests.documents.housekeeping.helpers import docqa_name, remote_ids
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +36,7 @@ def _admin_urls(document: Document | None = None) -> list[str]:
 
 def _document(owner, linked_files) -> Document:
     (stored,) = linked_files(1, token_count=42)
-    return Document.objects.create(owner=owner, stored_file=stored, filename="report.pdf")
+    return factories.document_create(owner=owner, stored_file=stored, filename="report.pdf")
 
 
 def test_non_staff_and_anonymous_get_no_admin(client, user, linked_files, emu):
@@ -66,15 +70,14 @@ def test_account_page_shows_gauges_balance_rows_and_waiting_uploads(
     _document(user, linked_files)
     orphan = emu.control.fake_files(count=1, bytes_each=2048, filename=docqa_name())[0]
     emu.control.fake_files(count=1, bytes_each=10, filename="not-ours.pdf")
-    StoredFile.objects.create(
-        sha256="a" * 64,
-        size=5,
-        extension="txt",
-        file="files/w.txt",
+    factories.stored_file_create(
         status=Status.QUEUED,
+        with_file=False,
+        size=5,
         last_error='{"m": "Waiting for room: the Moonshot account is full.", "p": {}}',
+        waiting_for_room_since=timezone.now(),
     )
-    housekeeping.remote_files_reconcile()
+    remote_files_reconcile()
     client.force_login(staff)
     html = client.get(reverse(ACCOUNT)).content.decode().replace("\xa0", " ")
     assert "3 / 1,000" in html and "10.0 GB" in html
@@ -82,6 +85,7 @@ def test_account_page_shows_gauges_balance_rows_and_waiting_uploads(
     assert f'value="{orphan}"' in html  # a checkbox for the orphan
     assert "report.pdf" in html and "not docqa&#x27;s" in html
     assert "1 upload is waiting for room" in html
+    assert "Retention policy: Keep remote copies." in html  # the policy's label, not "keep"
     # Filter to orphans only.
     html = client.get(reverse(ACCOUNT), {"show": "orphan"}).content.decode()
     assert orphan in html and "report.pdf" not in html
@@ -92,7 +96,7 @@ def test_delete_orphans_asks_for_confirmation_with_the_count(
 ):
     settings.DOCQA_ORPHAN_GRACE = 3600
     orphans = emu.control.fake_files(count=3, bytes_each=10, filename=docqa_name())
-    housekeeping.remote_files_reconcile()
+    remote_files_reconcile()
     client.force_login(staff)
     url = reverse("admin:documents_storedfile_account_delete_orphans")
     response = client.post(url, {"all": "1"})
@@ -101,13 +105,13 @@ def test_delete_orphans_asks_for_confirmation_with_the_count(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = client.post(url, {"ids": orphans[:2], "confirm": "yes"})
     assert response.status_code == 302
-    job = housekeeping.job_get()
-    assert job.kind == "delete_orphans" and job.is_active
+    job = job_get()
+    assert job.kind == JobKind.DELETE_ORPHANS and job.is_active
     # Run what the button enqueued, as the worker would.
     tasks.orphans_delete.apply(kwargs={"remote_ids": orphans[:2], "job_id": job.id})
     assert remote_ids(emu) == {orphans[2]}
-    job = housekeeping.job_get()
-    assert job.state == "done" and "Orphans deleted: 2." in job.summary_display
+    job = job_get()
+    assert job.state == JobState.DONE and "Orphans deleted: 2." in job.summary_display
     assert len(callbacks) == 1
     # The poll of a finished job asks the page to reload.
     response = client.get(reverse("admin:documents_storedfile_account_job"), HTTP_HX_REQUEST="true")
@@ -148,12 +152,12 @@ def test_the_api_key_never_appears_in_the_admin(client, staff, user, linked_file
     fake_key = "sk-HOUSEKEEPING-FAKE-KEY-0123456789abcdef"
     document = _document(user, linked_files)
     emu.control.fake_files(count=1, bytes_each=10, filename=docqa_name())
-    housekeeping.remote_files_reconcile()
+    remote_files_reconcile()
     settings.MOONSHOT_API_KEY = fake_key
     # A sync with the wrong key fails with a 401: its summary is shown on the page.
-    job = housekeeping.job_create(kind="sync")
+    job = job_create(kind=JobKind.SYNC)
     tasks.remote_files_reconcile.apply(kwargs={"job_id": job.id})
-    assert housekeeping.job_get().state == "failed"
+    assert job_get().state == JobState.FAILED
     client.force_login(staff)
     pages = [client.get(url) for url in _admin_urls(document)]
     pages.append(client.post(reverse("admin:documents_storedfile_account_delete_orphans"), {"all": "1"}))

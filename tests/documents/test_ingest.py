@@ -8,13 +8,24 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from docqa.connections import moonshot_client
 from docqa.documents import services
+from docqa.documents.ingest import content_parse
 from docqa.documents.models import Status, StoredFile
-from docqa.documents.tasks import document_ingest, documents_sweep_stale
+from docqa.documents.selectors import uploads_waiting
+from docqa.documents.tasks import IngestOutcome, document_ingest, documents_sweep_stale
 from docqa.notes import note_display
 from tests.conftest import wait_for
 from tests.samples import docx_bytes, pdf_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_content_parse_reads_moonshot_json_and_passes_other_text_through():
+    raw = json.dumps(
+        {"content": "正文 text", "file_type": "application/pdf", "filename": "x.pdf"}, ensure_ascii=False
+    )
+    assert content_parse(raw) == ("正文 text", "application/pdf")
+    assert content_parse("plain text, not JSON") == ("plain text, not JSON", "")
+    assert content_parse('["a list"]') == ('["a list"]', "")
 
 
 def _upload(owner, name, data):
@@ -116,8 +127,8 @@ def test_rerun_after_a_crash_adopts_the_landed_upload(
 
 def test_running_the_task_twice_is_harmless(transactional_db, emu, user):
     document = _upload(user, "twice.txt", b"twice")
-    document_ingest.apply(args=[document.stored_file_id])
-    document_ingest.apply(args=[document.stored_file_id])
+    assert document_ingest.apply(args=[document.stored_file_id]).get() == IngestOutcome.READY
+    assert document_ingest.apply(args=[document.stored_file_id]).get() == IngestOutcome.READY
     assert _status(document.stored_file_id) == Status.READY
     assert emu.control.stats()["requests"]["POST /v1/files"] == 1
 
@@ -137,14 +148,12 @@ def test_full_account_waits_with_a_reason(celery_worker, user, settings):
     first = _upload(user, "one.txt", b"one")
     wait_for(lambda: _settled(first.stored_file_id), message="first ready")
     second = _upload(user, "two.txt", b"two")
-    stored = wait_for(
-        lambda: StoredFile.objects.filter(pk=second.stored_file_id).exclude(last_error="").first(),
-        message="waiting",
-    )
+    stored = wait_for(lambda: uploads_waiting().filter(pk=second.stored_file_id).first(), message="waiting")
     assert stored.status == Status.QUEUED and "account is full" in note_display(stored.last_error)
     settings.DOCQA_ACCOUNT_MAX_FILES = 10
     documents_sweep_stale()
-    assert wait_for(lambda: _settled(second.stored_file_id), message="resumed").status == Status.READY
+    resumed = wait_for(lambda: _settled(second.stored_file_id), message="resumed")
+    assert resumed.status == Status.READY and not resumed.is_waiting_for_room
 
 
 def test_deleting_the_last_document_deletes_the_remote_copy(celery_worker, user, other_user):
