@@ -6,29 +6,40 @@ PIP := $(PY) -m pip --quiet --disable-pip-version-check
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# The lock files (hashed, from `make lock`): the runtime alone, and the runtime plus the test
-# extras. Each stamp is rebuilt when its lock (or the project's metadata) changes.
+# The lock files (hashed, from `make lock`): the installers, the runtime alone, and the
+# runtime plus the test extras. Each stamp is rebuilt when its lock (or the project's metadata)
+# changes, and `uv pip sync` makes the venv exactly the lock: nothing stale stays behind.
+TOOLS_LOCK := requirements/tools.txt
 RUN_LOCK := requirements/run.txt
 TEST_LOCK := requirements/test.txt
+UV := $(VENV)/bin/uv
+TOOLS_STAMP := $(VENV)/.installed-tools
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
+SYNC = $(UV) pip sync --quiet --python $(PY) --require-hashes
+# docqa itself (editable here), built by the setuptools the lock pinned.
+INSTALL_SELF = $(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
 
 .PHONY: run test lint lock bench messages chromium clean
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV)
 
-# The same two commands as the Dockerfile's: the lock with every hash checked, then docqa itself
-# (editable here), built by the setuptools the lock pinned.
-$(RUN_STAMP): $(RUN_LOCK) pyproject.toml setup.py | $(PY)
+# The same commands as the Dockerfile's.
+$(TOOLS_STAMP): $(TOOLS_LOCK) | $(PY)
+	@$(PIP) install --require-hashes -r $(TOOLS_LOCK)
+	@touch $@
+
+$(RUN_STAMP): $(RUN_LOCK) pyproject.toml setup.py $(TOOLS_STAMP)
 	@echo "docqa: installing the runtime from $(RUN_LOCK) into $(VENV)/"
-	@$(PIP) install --require-hashes -r $(RUN_LOCK)
-	@$(PIP) install --no-deps --no-build-isolation -e .
+	@$(SYNC) $(RUN_LOCK)
+	@$(INSTALL_SELF)
 	@touch $@
 
 $(TEST_STAMP): $(TEST_LOCK) $(RUN_STAMP)
 	@echo "docqa: adding the test extras from $(TEST_LOCK)"
-	@$(PIP) install --require-hashes -r $(TEST_LOCK)
+	@$(SYNC) $(TEST_LOCK)
+	@$(INSTALL_SELF)
 	@touch $@
 
 run: $(RUN_STAMP)
@@ -42,15 +53,16 @@ lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# Refresh both locks from pyproject.toml (keeping current pins where they still fit; UPGRADE=1
-# moves every package to its newest allowed release). The test lock is resolved under the
-# runtime lock's pins, so `make run` and `make test` install the same versions of what they share.
-UV_COMPILE = $(VENV)/bin/uv pip compile --universal --python-version 3.11 --generate-hashes \
-	--quiet --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+# Refresh the locks from pyproject.toml (keeping current pins where they still fit; UPGRADE=1
+# moves every package to its newest allowed release). Each lock is resolved under the one
+# before it, so every target installs the same versions of what they share.
+COMPILE = $(UV) pip compile --universal --python-version 3.11 --generate-hashes --quiet \
+	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
 lock: | $(PY)
-	@$(PIP) install "uv>=0.5,<1"
-	$(UV_COMPILE) pyproject.toml requirements/build.in -o $(RUN_LOCK)
-	$(UV_COMPILE) pyproject.toml requirements/build.in --extra test -c $(RUN_LOCK) -o $(TEST_LOCK)
+	@test -x $(UV) || $(PIP) install "uv>=0.5,<1"
+	$(COMPILE) requirements/tools.in -o $(TOOLS_LOCK)
+	$(COMPILE) pyproject.toml requirements/tools.in -c $(TOOLS_LOCK) -o $(RUN_LOCK)
+	$(COMPILE) pyproject.toml requirements/tools.in --extra test -c $(RUN_LOCK) -o $(TEST_LOCK)
 
 # Browser tests drive Debian's Chromium (Playwright cannot download its own here).
 chromium:
