@@ -17,13 +17,29 @@ _TRUE = {"1", "true", "yes", "on"}
 # Every name a parser was asked for, so settings can refuse variables it does not know.
 READ: set[str] = set()
 PREFIXES = ("DJANGO_", "DOCQA_", "MOONSHOT_")
+# Variables Django itself reads (not settings of ours), among them the ones
+# `manage.py createsuperuser --noinput` takes the first admin from.
+DJANGO_OWN = frozenset(
+    {
+        "DJANGO_SETTINGS_MODULE",
+        "DJANGO_ALLOW_ASYNC_UNSAFE",
+        "DJANGO_AUTO_COMPLETE",
+        "DJANGO_COLORS",
+        "DJANGO_RUNSERVER_HIDE_WARNING",
+        "DJANGO_TEST_PROCESSES",
+        "DJANGO_WATCHMAN_TIMEOUT",
+        "DJANGO_SUPERUSER_USERNAME",
+        "DJANGO_SUPERUSER_PASSWORD",
+        "DJANGO_SUPERUSER_EMAIL",
+    }
+)
 
 
 def unknown_variables(
     *, environ: Mapping[str, str] = os.environ, also_known: tuple[str, ...] = ()
 ) -> list[str]:
     """Our prefixes' variables that no setting reads: most likely typos."""
-    known = READ | set(also_known) | {"DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    known = READ | set(also_known) | DJANGO_OWN
     return sorted(name for name in environ if name.startswith(PREFIXES) and name not in known)
 
 

@@ -25,8 +25,14 @@ from docqa.env import (
     unknown_variables,
 )
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(env_str("DOCQA_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+PACKAGE_DIR = Path(__file__).resolve().parent
+BASE_DIR = PACKAGE_DIR.parent
+# A checkout keeps templates/ and static/ at its top level and its state in var/ beside them.
+# An installed wheel carries the first two in docqa/site/ (setup.py puts them there) and keeps
+# its state under ./var of the directory it runs in unless DOCQA_VAR_DIR says otherwise.
+_INSTALLED = (PACKAGE_DIR / "site").is_dir()
+SITE_DIR = PACKAGE_DIR / "site" if _INSTALLED else BASE_DIR
+VAR_DIR = Path(env_str("DOCQA_VAR_DIR", str((Path.cwd() if _INSTALLED else BASE_DIR) / "var"))).resolve()
 
 SECRET_KEY = secret_key("DJANGO_SECRET_KEY", VAR_DIR / "secret_key")
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -71,7 +77,7 @@ ASGI_APPLICATION = "docqa.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [SITE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -135,14 +141,15 @@ LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
-LOCALE_PATHS = [BASE_DIR / "docqa" / "locale"]
+LOCALE_PATHS = [PACKAGE_DIR / "locale"]
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# collectstatic's target; a container image sets it outside the data volume (see Dockerfile).
+STATIC_ROOT = Path(env_str("DOCQA_STATIC_ROOT", str(VAR_DIR / "static"))).resolve()
+STATICFILES_DIRS = [SITE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

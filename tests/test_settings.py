@@ -105,3 +105,45 @@ def test_secret_key_is_generated_once_and_kept(tmp_path):
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     given = "k" * 40
     assert env.secret_key("DJANGO_SECRET_KEY", path, environ={"DJANGO_SECRET_KEY": given}) == given
+
+
+def test_variables_django_itself_reads_are_not_taken_for_typos():
+    result = _start(
+        DJANGO_SUPERUSER_USERNAME="admin",
+        DJANGO_SUPERUSER_PASSWORD="a-long-first-password",
+        DJANGO_SUPERUSER_EMAIL="admin@example.com",
+        DJANGO_COLORS="nocolor",
+    )
+    assert result.returncode == 0, result.stderr
+    near_miss = _start(DJANGO_SUPERUSER_PASSWROD="a-long-first-password")
+    assert near_miss.returncode != 0
+    assert "DJANGO_SUPERUSER_PASSWROD" in near_miss.stderr
+
+
+def test_the_first_admin_comes_from_the_environment(tmp_path):
+    """The README's Operations step: `createsuperuser --noinput` reads DJANGO_SUPERUSER_*."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(env.PREFIXES) and k != "DATABASE_URL"}
+    environ.update(
+        DJANGO_SETTINGS_MODULE="docqa.settings",
+        DOCQA_VAR_DIR=str(tmp_path),
+        DJANGO_SUPERUSER_USERNAME="admin",
+        DJANGO_SUPERUSER_PASSWORD="a-long-first-password",
+        DJANGO_SUPERUSER_EMAIL="admin@example.com",
+    )
+
+    def manage(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "django", *args], capture_output=True, text=True, env=environ, timeout=120
+        )
+
+    assert manage("migrate", "--verbosity", "0").returncode == 0
+    created = manage("createsuperuser", "--noinput")
+    assert created.returncode == 0, created.stderr
+    check = manage(
+        "shell",
+        "--verbosity",
+        "0",
+        "-c",
+        "from django.contrib.auth import authenticate; u = authenticate(username='admin', password='a-long-first-password'); print(u.is_superuser, u.email)",
+    )
+    assert check.stdout.split() == ["True", "admin@example.com"], check.stderr
