@@ -26,6 +26,7 @@ from docqa.chat.streams import answer_end_publish, answer_stop_request
 from docqa.chat.tasks import answer_generate
 from docqa.connections import redis_client
 from docqa.documents.models import Document
+from docqa.documents.services import documents_mark_used
 
 __all__ = [
     "ChatRefused",
@@ -200,6 +201,8 @@ def conversation_ask(*, conversation: Conversation, question: str) -> tuple[Mess
                 context_lengths=context_lengths,
             ),
         )
+        # Least recently used means used: the `evict` retention policy keeps what is asked about.
+        documents_mark_used(document_ids=[d.pk for d in documents])
         fields = ["updated_at"]
         if locked.title_is_auto and first_question:
             locked.title = " ".join(text.split())[:TITLE_LENGTH]
