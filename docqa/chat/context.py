@@ -26,6 +26,19 @@ KIMI_SYSTEM_PROMPT_ZH = (
     "不可翻译成其他语言。"
 )
 
+# Appended to the list of documents (see `system_prompt_with_names`); not stored with the
+# conversation, so conversations started before it was written get it too, and never a
+# different one from turn to turn.
+CITATION_INSTRUCTION_EN = (
+    "Support your statements with verbatim quotes from the documents, each written as "
+    "【n†exact words from the document】, where n is the document's number in the list above. "
+    "Copy the words exactly; do not quote what the documents do not say."
+)
+CITATION_INSTRUCTION_ZH = (
+    "请用文档中的原文逐字引用来支持你的陈述，每处引用写作【n†文档中的原话】，其中 n 是上面列表中文档的编号。"
+    "请一字不差地照抄原文，不要引用文档中没有的内容。"
+)
+
 # The moonshot-v1 family by window, smallest first; "auto" means docqa picks the size.
 MOONSHOT_V1_SIZES = (("moonshot-v1-8k", 8192), ("moonshot-v1-32k", 32768), ("moonshot-v1-128k", 131072))
 MOONSHOT_V1_AUTO = "moonshot-v1-auto"
@@ -64,8 +77,23 @@ def system_prompt_with_names(system_prompt: str, names: Sequence[tuple[str, str]
     return (
         f"{system_prompt}\n\n"
         "The user's documents follow as system messages, in this order. Refer to each by the "
-        "user's file name in quotes, not by the stored name:\n" + "\n".join(lines)
+        "user's file name in quotes, not by the stored name:\n"
+        + "\n".join(lines)
+        + "\n\n"
+        + citation_instruction(system_prompt)
     )
+
+
+def citation_instruction(system_prompt: str) -> str:
+    """How the model is to quote (`docqa.chat.citations`), in the conversation's language.
+
+    The language is the stored system prompt's (Chinese when it holds CJK characters, as the
+    default Kimi prompt of a zh-Hans user does), so it is fixed for the conversation's life
+    like the prompt itself, and the prompt prefix stays byte-identical from turn to turn.
+    """
+    if _CJK.search(system_prompt):
+        return CITATION_INSTRUCTION_ZH
+    return CITATION_INSTRUCTION_EN
 
 
 def text_tokens_estimate(text: str) -> int:

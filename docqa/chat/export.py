@@ -4,14 +4,32 @@ from __future__ import annotations
 
 from django.utils.translation import gettext as _
 
+from docqa.chat.answers import stored_citations
+from docqa.chat.citations import Citation
+from docqa.chat.citations_render import answer_markdown_footnotes
 from docqa.chat.models import Conversation, Role, State
-from docqa.chat.selectors import conversation_messages
+from docqa.chat.selectors import conversation_documents, conversation_messages
+
+
+def _names(citations: list[Citation], filenames: dict[int, str]) -> list[str]:
+    """Document names by the numbers the citations used (each stored with its document's id)."""
+    numbers = [c.document_number for c in citations if c.document_number and c.document_number > 0]
+    names = [_("unknown document")] * max(numbers, default=0)
+    for citation in citations:
+        if citation.document_number and citation.document_number > 0 and citation.document_id in filenames:
+            names[citation.document_number - 1] = filenames[citation.document_id]
+    return names
 
 
 def conversation_export_markdown(*, conversation: Conversation) -> str:
-    """The conversation as a Markdown document (questions, answers, the documents it used)."""
+    """The conversation as a Markdown document (questions, answers, the documents it used).
+
+    An answer's citations become footnotes naming the document and the quote, marking the
+    ones not found in the document (as checked when the answer ended).
+    """
     lines = [f"# {conversation.title}", ""]
-    documents = list(conversation.ordered_documents())
+    documents = conversation_documents(conversation)
+    filenames = {d.pk: d.filename for d in documents}
     if documents:
         lines.append(_("Documents:"))
         lines += [f"- {d.filename}" for d in documents]
@@ -24,7 +42,10 @@ def conversation_export_markdown(*, conversation: Conversation) -> str:
         if message.model:
             heading += f" ({message.model})"
         lines += [f"## {heading}", ""]
-        if message.content:
+        citations = stored_citations(message.citations)
+        if message.content and citations:
+            lines += [answer_markdown_footnotes(message.content, citations, _names(citations, filenames)), ""]
+        elif message.content:
             lines += [message.content, ""]
         if message.state != State.COMPLETE:
             lines += [

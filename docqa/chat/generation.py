@@ -27,6 +27,7 @@ from docqa.chat.models import Message, Role, State
 from docqa.chat.prepare import PreparedRequest, answer_prepare, request_take
 from docqa.chat.refusals import ChatRefused
 from docqa.chat.streams import CONTENT, REASONING, AnswerPublisher, answer_end_publish
+from docqa.chat.verification import answer_citations, answer_citations_store, texts_prefetch
 from docqa.chat.writer import AnswerSaver, StreamingAnswer, answer_saver, answer_writer
 from docqa.connections import moonshot_client
 from docqa.locks import Lease, lease_is_held
@@ -164,7 +165,16 @@ def _answer_stream(
         return confirmed
 
     streaming = StreamingAnswer(answer_id, lock, publisher)
-    progress = streaming.progress
+    # The documents' texts load and normalise while the model writes; the quotes are checked
+    # once, when the answer ends, and stored with its final state.
+    texts = texts_prefetch(prepared.document_ids)
+
+    def progress() -> dict:
+        fields = streaming.progress()
+        if fields["content"]:
+            fields["citations"] = answer_citations(fields["content"], prepared.document_ids, texts)
+        return fields
+
     usage: dict = {}
     finish_reason = ""
     stopped = False
@@ -263,7 +273,9 @@ def answers_sweep_stale() -> int:
     for answer_id in stale_started.values_list("pk", flat=True):
         if lease_is_held(keys.answer_lock(answer_id)):
             continue  # still being written, just slowly
-        count += answer_finish(answer_id, state=State.INTERRUPTED, error=note(WORKER_DIED))
+        if answer_finish(answer_id, state=State.INTERRUPTED, error=note(WORKER_DIED)):
+            count += 1
+            answer_citations_store(answer_id)
     for answer_id in never_started.values_list("pk", flat=True):
         count += answer_finish(
             answer_id, state=State.INTERRUPTED, error=note(N_("This answer was never started. Please retry."))

@@ -128,6 +128,10 @@ class Message(models.Model):
     )
     finish_reason = models.CharField(max_length=30, blank=True, verbose_name=_("finish reason"))
     dropped_turns = models.PositiveIntegerField(default=0, verbose_name=_("dropped turns"))
+    # The answer's citations checked against its documents' texts once it ended
+    # (`docqa.chat.citations.Citation.to_dict()` each); None until then, or for answers
+    # that ended before citations were checked.
+    citations = models.JSONField(null=True, blank=True, verbose_name=_("citations"))
     # The Redis Stream id of the last delta already in `content`/`reasoning`.
     stream_cursor = models.CharField(max_length=40, blank=True, verbose_name=_("stream cursor"))
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))

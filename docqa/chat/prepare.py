@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.utils.translation import gettext_noop as N_
@@ -42,6 +42,8 @@ class PreparedRequest:
     # Moonshot's prefix cache key (the conversation) and the hashed user.
     prompt_cache_key: str = ""
     safety_identifier: str = ""
+    # The documents in the order the system prompt numbers them: what a citation's n names.
+    document_ids: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -51,6 +53,7 @@ class PreparedRequest:
         return cls(**data)
 
     def params(self) -> dict:
+        """The request's parameters for the client (the documents' ids are docqa's own)."""
         return {
             "max_completion_tokens": self.max_completion_tokens,
             "prompt_cache_key": self.prompt_cache_key,
@@ -212,6 +215,7 @@ def request_prepare(
         len(turns) - len(kept),
         prompt_cache_key=str(conversation.pk),
         safety_identifier=context.safety_identifier(conversation.owner_id, secret=settings.SECRET_KEY),
+        document_ids=[d.pk for d in documents],
     )
 
 

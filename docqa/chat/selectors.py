@@ -1,10 +1,16 @@
-"""Reads for the chat pages: a user's conversations (searched) and a conversation's messages."""
+"""Reads for the chat pages: a user's conversations (searched), a conversation's messages and
+documents (never their texts: a page shows names and links, the texts stay in the database)."""
 
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
+from docqa.chat.citations_render import CitedDocument
 from docqa.chat.models import Conversation, Message
+from docqa.documents.models import Document
+
+# The stored file's texts, which the chat pages never show.
+_TEXT_FIELDS = ("stored_file__content_raw", "stored_file__content_text")
 
 
 def conversations_search(*, owner, query: str = "") -> QuerySet[Conversation]:
@@ -31,3 +37,18 @@ def last_message_id(conversation_id: int) -> int | None:
         .values_list("pk", flat=True)
         .first()
     )
+
+
+def conversation_documents(conversation: Conversation) -> list[Document]:
+    """The conversation's documents in order, with their stored files but not their texts."""
+    return list(conversation.ordered_documents().defer(*_TEXT_FIELDS))
+
+
+def cited_documents(conversation_id: int) -> list[CitedDocument]:
+    """The conversation's documents as citations link them (number 1 first), without texts."""
+    documents = (
+        Document.objects.filter(conversationdocument__conversation_id=conversation_id)
+        .order_by("conversationdocument__position")
+        .only("pk", "filename")
+    )
+    return [CitedDocument(d.pk, d.filename, d.get_absolute_url()) for d in documents]

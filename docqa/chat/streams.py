@@ -8,7 +8,7 @@ everything older than about a second) and expires soon after the end.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from docqa import keys
 from docqa.connections import redis_client
@@ -74,13 +74,18 @@ def answer_stop_request(answer_id: int) -> None:
 
 
 async def answer_entries(
-    client, *, answer_id: int, after: str
+    client, *, answer_id: int, after: str, wait: Callable[[], float] | None = None
 ) -> AsyncIterator[list[tuple[str, dict[str, str]]] | None]:
-    """Yield batches of entries after `after` as they arrive (XREAD BLOCK); None when idle."""
+    """Yield batches of entries after `after` as they arrive (XREAD BLOCK); None when idle.
+
+    `wait()`, when given, says how long each read may block (seconds, at most IDLE_SECONDS):
+    a caller with something due sooner (a render) is woken in time by a None.
+    """
     key = keys.answer_stream(answer_id)
     cursor = after or "0-0"
     while True:
-        result = await client.xread({key: cursor}, block=IDLE_SECONDS * 1000, count=200)
+        seconds = IDLE_SECONDS if wait is None else min(IDLE_SECONDS, wait())
+        result = await client.xread({key: cursor}, block=max(1, int(seconds * 1000)), count=200)
         if not result:
             yield None
             continue

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from docqa.chat import views
+from docqa.chat import views, views_stream
 
 app_name = "chat"
 urlpatterns = [
@@ -13,7 +13,7 @@ urlpatterns = [
     path("<int:pk>/delete/", views.conversation_delete, name="delete"),
     path("<int:pk>/export/", views.conversation_export, name="export"),
     path("answers/<int:pk>/", views.answer_detail, name="answer"),
-    path("answers/<int:pk>/stream/", views.answer_stream, name="answer_stream"),
+    path("answers/<int:pk>/stream/", views_stream.answer_stream, name="answer_stream"),
     path("answers/<int:pk>/stop/", views.answer_stop, name="answer_stop"),
     path("answers/<int:pk>/regenerate/", views.answer_regenerate, name="answer_regenerate"),
 ]

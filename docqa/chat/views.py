@@ -6,16 +6,13 @@ on the event loop (not a thread) while it waits on the answer's Redis Stream.
 
 from __future__ import annotations
 
-import html
-import itertools
 import logging
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import OperationalError
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.text import slugify
@@ -24,11 +21,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
-from docqa.chat import catalogue, export, selectors, services, streams
-from docqa.chat.models import Conversation, Message, Role, State
+from docqa.chat import catalogue, export, selectors, services
+from docqa.chat.citations_render import CitedDocument
+from docqa.chat.models import Conversation, Message, Role
 from docqa.chat.refusals import ChatRefused
-from docqa.chat.streams import CONTENT, END, REASONING
-from docqa.connections import async_redis_client
 from docqa.documents.models import Document, Status
 
 logger = logging.getLogger("docqa.chat.views")
@@ -50,11 +46,12 @@ def _owned_answer(request: HttpRequest, pk: int) -> Message:
 
 
 def _conversation_context(conversation: Conversation, **extra) -> dict:
-    documents = list(conversation.ordered_documents())
+    documents = selectors.conversation_documents(conversation)
     chat_messages = selectors.conversation_messages(conversation)
     return {
         "conversation": conversation,
         "documents": documents,
+        "cited_documents": [CitedDocument(d.pk, d.filename, d.get_absolute_url()) for d in documents],
         "chat_messages": chat_messages,
         "last_message_id": chat_messages[-1].pk if chat_messages else None,
         "model_choices": catalogue.model_choices(),
@@ -273,102 +270,18 @@ def answer_regenerate(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(f"{answer.conversation.get_absolute_url()}#answer-{new.pk}")
 
 
-# --- Server-Sent Events ---------------------------------------------------------------------
-
-
-_EVENT_NAMES = {CONTENT: "content", REASONING: "reasoning"}
-
-
-def _sse(event: str, data: str, entry_id: str | None = None) -> str:
-    lines = data.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    head = f"id: {entry_id}\n" if entry_id else ""
-    return head + f"event: {event}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
+# --- shared with the SSE view (docqa.chat.views_stream) -------------------------------------
 
 
 def _answer_context(answer: Message) -> dict:
     return {
         "answer": answer,
         "conversation": answer.conversation,
+        "cited_documents": selectors.cited_documents(answer.conversation_id),
         "last_message_id": selectors.last_message_id(answer.conversation_id),
     }
 
 
-def _answer_html(request: HttpRequest, answer_id: int) -> str:
+def answer_html_render(request: HttpRequest, answer_id: int) -> str:
     answer = Message.objects.select_related("conversation", "question").get(pk=answer_id)
     return render_to_string("chat/conversation.html#answer", _answer_context(answer), request=request)
-
-
-async def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
-    """The answer's deltas as Server-Sent Events, read from its Redis Stream.
-
-    Every delta carries its stream id as the SSE `id`. A browser that reconnects by itself
-    sends `Last-Event-ID` and resumes right after it; htmx's extension opens a fresh
-    EventSource instead (no Last-Event-ID), so such a connection first gets a snapshot of
-    the answer so far (the database's text plus the deltas after its last save) that
-    replaces what the page shows. Either way no token is repeated or dropped. A finished
-    answer is one `done` event from the database, and the page closes the stream on it.
-    """
-    user = await request.auser()
-    if not user.is_authenticated:
-        raise Http404
-    answer = await Message.objects.filter(pk=pk, role=Role.ASSISTANT, conversation__owner=user).afirst()
-    if answer is None:
-        raise Http404
-    last_event_id = request.headers.get("Last-Event-ID", "")
-
-    async def events():
-        yield "retry: 1000\n\n"
-        if answer.state != State.STREAMING:
-            yield _sse("done", await sync_to_async(_answer_html)(request, pk))
-            return
-        client = async_redis_client()
-        try:
-            if last_event_id and await streams.answer_stream_has(
-                client, answer_id=pk, entry_id=last_event_id
-            ):
-                cursor = last_event_id
-            else:
-                # Snapshot: the saved text (as read a moment ago), then whatever came after that save.
-                backlog = await streams.answer_entries_since(client, answer_id=pk, after=answer.stream_cursor)
-                content = answer.content + "".join(
-                    f.get("t", "") for _i, f in backlog if f.get("k") == CONTENT
-                )
-                reasoning = answer.reasoning + "".join(
-                    f.get("t", "") for _i, f in backlog if f.get("k") == REASONING
-                )
-                cursor = backlog[-1][0] if backlog else answer.stream_cursor
-                if answer.state != State.STREAMING or any(f.get("k") == END for _i, f in backlog):
-                    yield _sse("done", await sync_to_async(_answer_html)(request, pk))
-                    return
-                yield _sse("snapshot-reasoning", html.escape(reasoning), cursor or None)
-                yield _sse("snapshot-content", html.escape(content), cursor or None)
-            async for batch in streams.answer_entries(client, answer_id=pk, after=cursor):
-                if batch is None:
-                    state = await Message.objects.filter(pk=pk).values_list("state", flat=True).afirst()
-                    if state != State.STREAMING:
-                        yield _sse("done", await sync_to_async(_answer_html)(request, pk))
-                        return
-                    yield ": keep-alive\n\n"
-                    continue
-                # Entries that arrived together go out as one event per run of the same kind
-                # (the browser appends the same text, with fewer events to handle).
-                kinds = [fields.get("k") for _entry_id, fields in batch]
-                ended = END in kinds
-                entries = batch[: kinds.index(END)] if ended else batch
-                out = []
-                for kind, run in itertools.groupby(entries, key=lambda entry: entry[1].get("k")):
-                    run = list(run)
-                    text = "".join(fields.get("t", "") for _entry_id, fields in run)
-                    out.append(_sse(_EVENT_NAMES.get(kind, "reasoning"), html.escape(text), run[-1][0]))
-                if ended:
-                    out.append(_sse("done", await sync_to_async(_answer_html)(request, pk)))
-                    yield "".join(out)
-                    return
-                yield "".join(out)
-        finally:
-            await client.aclose()
-
-    response = StreamingHttpResponse(events(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response

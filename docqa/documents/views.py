@@ -11,9 +11,11 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from docqa.chat.citations_render import document_marked_html, mark_parse
 from docqa.documents import selectors, services
 from docqa.documents.formats import accept_attribute
 from docqa.documents.models import Document
@@ -105,8 +107,18 @@ def document_detail(request: HttpRequest, pk: int) -> HttpResponse:
     pages = Paginator(
         [text[i : i + TEXT_PAGE_CHARS] for i in range(0, len(text), TEXT_PAGE_CHARS)] or [""], 1
     )
-    page = pages.get_page(request.GET.get("page"))
-    return render(request, "documents/detail.html", {"document": document, "page": page})
+    # A citation opens the page holding its passage, marked (`?mark=start-end`, offsets in
+    # the whole text; a passage running past the page's end is marked up to it).
+    span = mark_parse(request.GET.get("mark", ""), len(text))
+    marked = None
+    if span:
+        page = pages.get_page(span[0] // TEXT_PAGE_CHARS + 1)
+        offset = (page.number - 1) * TEXT_PAGE_CHARS
+        local = (span[0] - offset, min(span[1] - offset, len(page.object_list[0])))
+        marked = mark_safe(document_marked_html(page.object_list[0], local))  # noqa: S308 - escaped there
+    else:
+        page = pages.get_page(request.GET.get("page"))
+    return render(request, "documents/detail.html", {"document": document, "page": page, "marked": marked})
 
 
 @login_required

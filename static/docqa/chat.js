@@ -43,6 +43,51 @@
     }
   });
 
+  // Code blocks get a Copy button (added after every render: a streaming answer's HTML is
+  // replaced as it grows). Labels come from the log's data attributes, translated there.
+  function codeButtons(root) {
+    var container = log();
+    if (!root || !container) return;
+    root.querySelectorAll(".chat-markdown pre").forEach(function (pre) {
+      if (pre.querySelector(".chat-code-copy")) return;
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "chat-code-copy";
+      button.dataset.role = "copy-code";
+      button.textContent = container.dataset.copyLabel || "Copy";
+      pre.appendChild(button);
+    });
+  }
+
+  function copyText(text, done) {
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () {});
+      return;
+    }
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed"; area.style.opacity = "0";
+    document.body.appendChild(area); area.select(); document.execCommand("copy"); area.remove(); done();
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-role=copy-code]");
+    if (!button) return;
+    var code = button.parentNode.querySelector("code") || button.parentNode;
+    var text = code === button.parentNode ? code.textContent.replace(button.textContent, "") : code.textContent;
+    copyText(text, function () {
+      var container = log();
+      var label = button.textContent;
+      button.textContent = (container && container.dataset.copiedLabel) || label;
+      setTimeout(function () { button.textContent = label; }, 1500);
+    });
+  });
+
+  ["htmx:afterSettle", "htmx:sseMessage"].forEach(function (name) {
+    document.addEventListener(name, function () { codeButtons(log()); });
+  });
+
   // Follow the answer as it grows, unless the reader scrolled up to read something else.
   var following = true;
   window.addEventListener("scroll", function () { following = nearBottom(); }, { passive: true });
@@ -61,6 +106,7 @@
     }
   });
   document.addEventListener("DOMContentLoaded", function () {
+    codeButtons(log());
     if (log() && log().querySelector("[data-role=answer]")) toBottom();
   });
 })();

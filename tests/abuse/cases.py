@@ -15,6 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)><a href="javascript:alert(1)">j</a>'
+# An answer's citations at their worst ({cited_answer}, over alice's notes and the document
+# whose name is XSS): HTML in a verified quote, a quote naming the XSS-named document, markers
+# nested and unbalanced, a number outside the list, a bare `†`, and a 50 KB quote.
+HOSTILE_CITATIONS = (
+    f"Verified: 【1†ALICE-SECRET quarterly figures. {XSS}】\n\n"
+    f"Named: 【2†{XSS}】 and 【9†{XSS}】 and 【†{XSS}】\n\n"
+    f"Nested: 【1†outer 【2†inner {XSS}】 tail】 stray 】 and 【1 open {XSS}\n\n"
+    f"Long: 【1†{'x' * 50_000}{XSS}】\n\n"
+    f"Unclosed at the end: 【1†{XSS}"
+)
 
 
 @dataclass(frozen=True)
@@ -370,6 +380,44 @@ CASES: list[Case] = [
         "get",
         "/chat/answers/{answer}/",
         status=(200,),
+    ),
+    Case(
+        "hostile citations are inert on the conversation page",
+        "get",
+        "/chat/{cited}/",
+        status=(200,),
+        says=('data-role="citation"', 'data-verified="true"', "not found in the document", "1 of 6 verified"),
+    ),
+    Case(
+        "hostile citations are inert in the answer fragment",
+        "get",
+        "/chat/answers/{cited_answer}/",
+        status=(200,),
+        says=('data-verified="false"', "unknown document"),
+    ),
+    Case(
+        "hostile citations become footnotes in the export",
+        "get",
+        "/chat/{cited}/export/",
+        status=(200,),
+        # Markdown, not HTML: the answer's own text is exported as written.
+        inert=False,
+        says=("[^1]: alice-notes.txt:", "(not found in the document)"),
+    ),
+    Case(
+        "a hostile half-written marker is held back in the live render",
+        "get",
+        "/chat/answers/{cited_streaming}/stream/?html=1",
+        status=(200,),
+        says=("event: render", 'data-role="citation"'),
+        never=("half-written",),
+    ),
+    Case(
+        "a marked passage with HTML is inert on the document page",
+        "get",
+        "/documents/{doc}/?mark=0-60",
+        status=(200,),
+        says=('<mark id="cite"',),
     ),
     Case("XSS file name is inert on the list", "get", "/documents/", status=(200,)),
     Case("XSS in a document's text is inert on its page", "get", "/documents/{doc}/", status=(200,)),

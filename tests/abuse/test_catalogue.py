@@ -17,9 +17,10 @@ from django.test import Client
 
 from docqa.chat import services as chat_services
 from docqa.chat.models import Conversation, Message, Role, State
+from docqa.chat.verification import answer_citations
 from docqa.documents.models import Document, Status
 from tests import factories
-from tests.abuse.cases import CASES, XSS, Case
+from tests.abuse.cases import CASES, HOSTILE_CITATIONS, XSS, Case
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +47,7 @@ def world(make_user, settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     alice, mallory = make_user("alice"), make_user("mallory")
     doc = _document(alice, "alice-notes.txt", f"ALICE-SECRET quarterly figures. {XSS}")
-    _document(alice, f"{XSS}.txt", "a document whose name is a script")
+    xss_named = _document(alice, f"{XSS}.txt", "a document whose name is a script")
     pending = _document(alice, "pending.txt", "still extracting", status=Status.EXTRACTING)
     mallory_doc = _document(mallory, "mallory.txt", "mallory's own text")
     conversation = chat_services.conversation_create(owner=alice, document_ids=[doc.pk], language="en")
@@ -70,6 +71,30 @@ def world(make_user, settings):
         state=State.STREAMING,
         content="ALICE-SECRET so far",
     )
+    # Citations with HTML in the quote and in the document's name, nested and unbalanced
+    # markers and a 50 KB quote, checked and stored as a finished answer's are.
+    cited = chat_services.conversation_create(owner=alice, document_ids=[doc.pk, xss_named.pk], language="en")
+    cited_question = Message.objects.create(conversation=cited, role=Role.USER, content="cite?")
+    cited_answer = Message.objects.create(
+        conversation=cited,
+        role=Role.ASSISTANT,
+        question=cited_question,
+        state=State.COMPLETE,
+        content=HOSTILE_CITATIONS,
+        citations=answer_citations(
+            HOSTILE_CITATIONS,
+            [doc.pk, xss_named.pk],
+            [f"ALICE-SECRET quarterly figures. {XSS}", "a document whose name is a script"],
+        ),
+    )
+    cited_streaming_question = Message.objects.create(conversation=cited, role=Role.USER, content="more?")
+    cited_streaming = Message.objects.create(
+        conversation=cited,
+        role=Role.ASSISTANT,
+        question=cited_streaming_question,
+        state=State.STREAMING,
+        content=f"Live 【1†{XSS}】 then 【2†half-written {XSS}",
+    )
     return {
         "users": {"alice": alice, "mallory": mallory},
         "ids": {
@@ -81,6 +106,9 @@ def world(make_user, settings):
             "busy": busy.pk,
             "streaming": streaming.pk,
             "mallory_doc": mallory_doc.pk,
+            "cited": cited.pk,
+            "cited_answer": cited_answer.pk,
+            "cited_streaming": cited_streaming.pk,
         },
     }
 

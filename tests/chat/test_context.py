@@ -137,4 +137,15 @@ def test_system_prompt_names_each_document_as_the_user_knows_it():
         "Be helpful.", [("docqa-1.pdf", "plan.pdf"), ("docqa-2.md", "notes.md")]
     )
     assert prompt.startswith("Be helpful.\n\n")
-    assert prompt.endswith("1. docqa-1.pdf = “plan.pdf”\n2. docqa-2.md = “notes.md”")
+    assert "1. docqa-1.pdf = “plan.pdf”\n2. docqa-2.md = “notes.md”\n\n" in prompt
+    assert prompt.endswith(context.CITATION_INSTRUCTION_EN)
+
+
+def test_the_citation_instruction_is_in_the_conversations_language_and_stable():
+    names = [("docqa-1.pdf", "plan.pdf")]
+    english = system_prompt_with_names(context.system_prompt_default("en"), names)
+    chinese = system_prompt_with_names(context.system_prompt_default("zh-hans"), names)
+    assert english.endswith(context.CITATION_INSTRUCTION_EN) and "【n†" in english
+    assert chinese.endswith(context.CITATION_INSTRUCTION_ZH) and "【n†" in chinese
+    # The same inputs give the same bytes on every turn (the prompt cache's prefix).
+    assert system_prompt_with_names(context.system_prompt_default("zh-hans"), names) == chinese

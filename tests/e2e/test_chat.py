@@ -12,6 +12,7 @@ from docqa.chat.models import Conversation, Message, Role, State
 from tests.chat.conftest import make_document  # noqa: F401 - a fixture, used by name
 from tests.conftest import wait_for
 from tests.e2e.conftest import screenshot, signup
+from tests.factories import sample_raw
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -97,7 +98,8 @@ def test_ask_streams_in_steps_survives_reload_and_matches_the_database(
     final = Message.objects.get(pk=answer.pk)
     assert final.state == State.COMPLETE
     live_at_done = page.evaluate("window.__liveAtDone")
-    assert live_at_done == final.content, "resumed after reload without repeating or dropping a token"
+    final_text = page.locator(f"{ANSWER} [data-role=answer-text]").text_content()
+    assert live_at_done == final_text, "resumed after reload; the last live render is the final answer"
     # The finished answer is rendered Markdown with its model, tokens and time.
     body = page.locator(f"{ANSWER} [data-role=answer-text]")
     assert body.locator("h3, strong, blockquote").count() >= 1
@@ -203,8 +205,11 @@ def test_hostile_content_is_inert_and_a_second_user_sees_nothing(
     assert main.locator("script, img, iframe").count() == 0
     hrefs = [a.get_attribute("href") or "" for a in main.locator("a").all()]
     assert not any(h.strip().lower().startswith("javascript") for h in hrefs)
-    for link in page.locator(f"{ANSWER} [data-role=answer-text] a").all():
+    for link in page.locator(f"{ANSWER} [data-role=answer-text] a:not([data-role=citation])").all():
         assert link.get_attribute("rel") == "noopener nofollow"
+    # Citation links are docqa's own, to the user's document pages.
+    for link in page.locator(f"{ANSWER} [data-role=citation]").all():
+        assert (link.get_attribute("href") or "/documents/").startswith("/documents/")
     assert dialogs == []
     screenshot(page, "chat-hostile")
     answer_id = answer.pk
@@ -223,3 +228,57 @@ def test_hostile_content_is_inert_and_a_second_user_sees_nothing(
     assert intruder.request.post(f"{asgi_server}/chat/answers/{answer_id}/regenerate/").status in (403, 404)
     intruder.goto(f"{asgi_server}/chat/new/")
     assert intruder.locator("input[name=documents]").count() == 0
+
+
+INVENTED = "Oslo also reported record tulip sales during spring."
+
+
+def test_citations_verified_and_not_found_open_the_passage_and_never_show_half(
+    new_page, asgi_server, celery_worker, emu, documents
+):
+    """A true and an invented quote (the weather document's message to the model holds a
+    sentence its stored text lacks, so the emulator quotes what docqa cannot find)."""
+    page = new_page()
+    signup(page, asgi_server, "e2e-cite")
+    acme, weather = documents("e2e-cite")
+    weather.stored_file.content_raw = sample_raw(f"{INVENTED}\n\n{weather.stored_file.content_text}")
+    weather.stored_file.save(update_fields=["content_raw"])
+    start_conversation(page, asgi_server, ["acme-report.txt", "oslo-weather.txt"])
+    emu.control.configure(first_token_delay=0.2, chunk_delay=0.08, chunk_size_words=1)
+    ask(page, "How did revenue grow, and were there record tulip sales in Oslo?")
+    page.wait_for_selector(LIVE_TEXT)
+    # While it streams, and after a reload mid-stream, no marker shows half-written.
+    seen_half = []
+    for reload in (False, True, False):
+        if reload:
+            page.reload()
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline and page.locator(LIVE_TEXT).count():
+            text = page.locator(LIVE_TEXT).text_content() or ""
+            if "【" in text or "†" in text:
+                seen_half.append(text[-80:])
+            time.sleep(0.03)
+    assert not seen_half, f"half-written markers shown: {seen_half[:3]}"
+    page.wait_for_selector(f"{ANSWER}[data-state=complete]", timeout=30_000)
+    verified = page.locator("[data-role=citation][data-verified=true]")
+    missing = page.locator("[data-role=citation][data-verified=false]")
+    assert verified.count() >= 1 and missing.count() == 1
+    assert INVENTED in missing.inner_text() and "not found in the document" in missing.inner_text()
+    assert missing.get_attribute("data-document") == str(weather.pk)
+    assert "verified" in page.locator("[data-role=citation-summary]").inner_text()
+    screenshot(page, "chat-citations-1280")
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot(page, "chat-citations-390")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    # Keyboard: the verified citation is a link; Enter opens the passage, marked and in view.
+    first = verified.first
+    document_id = first.get_attribute("data-document")
+    first.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{asgi_server}/documents/{document_id}/?mark=*")
+    mark = page.locator("mark#cite")
+    assert mark.count() == 1 and mark.inner_text().strip()
+    box = mark.bounding_box()
+    assert box and 0 <= box["y"] < page.viewport_size["height"], "the passage is scrolled into view"
+    screenshot(page, "document-marked-1280")
