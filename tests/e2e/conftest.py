@@ -68,5 +68,5 @@ def signup(page, base_url: str, username: str, password: str = "a-Long-passphras
     page.fill("input[name=username]", username)
     page.fill("input[name=password1]", password)
     page.fill("input[name=password2]", password)
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")  # the top bar has buttons too (languages, theme)
     page.wait_for_url(f"{base_url}/documents/")
