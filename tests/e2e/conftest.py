@@ -23,7 +23,9 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an event loop running while it is
+# open, and tests collected after the browser tests (tests/abuse) call asyncio.run().
+@pytest.fixture(scope="module")
 def chromium():
     from playwright.sync_api import sync_playwright
 

@@ -149,7 +149,8 @@ def test_stop_regenerate_rename_search_delete(page, asgi_server, celery_worker, 
     screenshot(page, "chat-failed")
     emu.control.clear_faults()
     page.get_by_role("button", name="Retry").click()
-    page.wait_for_selector(f"{ANSWER}[data-state=complete]", timeout=20_000)
+    # Earlier versions stay in the page, hidden: wait for the one shown.
+    page.wait_for_selector(f"{ANSWER}[data-state=complete] >> visible=true", timeout=20_000)
 
     page.get_by_role("link", name="Rename").click()
     page.get_by_label("Title").fill("Margins at Acme")
