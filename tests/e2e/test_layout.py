@@ -2,7 +2,7 @@
 Chinese: nothing scrolls sideways, and a screenshot of each lands in test-artifacts/.
 
 The default run checks phone light/English and phone dark/Chinese plus the desktop in light;
-`DOCQA_SCREENSHOT_TOUR=1` takes every combination (for looking at them before a release)."""
+`E2E_SCREENSHOT_TOUR=1` takes every combination (for looking at them before a release)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
-FULL_TOUR = os.environ.get("DOCQA_SCREENSHOT_TOUR") == "1"
+FULL_TOUR = os.environ.get("E2E_SCREENSHOT_TOUR") == "1"
 COMBINATIONS = [
     ("phone", PHONE, "light", "en-US"),
     ("phone", PHONE, "dark", "zh-CN"),
