@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.utils.translation import gettext as _
@@ -76,3 +77,29 @@ def max_completion_tokens_for(model: str) -> int:
     if is_thinking_model(model):
         return settings.DOCQA_MAX_COMPLETION_TOKENS_THINKING
     return settings.DOCQA_MAX_COMPLETION_TOKENS
+
+
+# Room a request needs besides the document: the system prompt, the question, a few turns.
+FIT_OVERHEAD_TOKENS = 2_000
+
+
+@dataclass(frozen=True)
+class DocumentFit:
+    """Which chat models' windows hold a document of some size (smallest window first)."""
+
+    models: list[str]
+    largest: int
+
+
+def document_fit(tokens: int, windows: dict[str, int] | None = None) -> DocumentFit:
+    """The chat models a document alone fits, leaving room for the answer and a question.
+
+    An estimate shown up front in the documents list (the exact check is `prepare.request_fit`
+    when a conversation starts); `windows` is `models_available()` read once per page.
+    """
+    windows = models_available() if windows is None else windows
+    chat = {m: w for m, w in windows.items() if "vision" not in m and m != context.MOONSHOT_V1_AUTO}
+    fitting = sorted(
+        (w, m) for m, w in chat.items() if tokens + max_completion_tokens_for(m) + FIT_OVERHEAD_TOKENS <= w
+    )
+    return DocumentFit(models=[m for _w, m in fitting], largest=max(chat.values(), default=0))

@@ -7,8 +7,8 @@ from django.utils.translation import gettext as _
 from docqa.chat.answers import stored_citations
 from docqa.chat.citations import Citation
 from docqa.chat.citations_render import answer_markdown_footnotes
-from docqa.chat.models import Conversation, Role, State
-from docqa.chat.selectors import conversation_documents, conversation_messages
+from docqa.chat.models import Conversation, State
+from docqa.chat.selectors import conversation_documents, conversation_turns
 
 
 def _names(citations: list[Citation], filenames: dict[int, str]) -> list[str]:
@@ -21,8 +21,10 @@ def _names(citations: list[Citation], filenames: dict[int, str]) -> list[str]:
     return names
 
 
-def conversation_export_markdown(*, conversation: Conversation) -> str:
+def conversation_export_markdown(*, conversation: Conversation, shown: set[int] | None = None) -> str:
     """The conversation as a Markdown document (questions, answers, the documents it used).
+
+    Of a question's answers (its versions) the one in `shown` is written, else the latest.
 
     An answer's citations become footnotes naming the document and the quote, marking the
     ones not found in the document (as checked when the answer ended).
@@ -34,9 +36,11 @@ def conversation_export_markdown(*, conversation: Conversation) -> str:
         lines.append(_("Documents:"))
         lines += [f"- {d.filename}" for d in documents]
         lines.append("")
-    for message in conversation_messages(conversation):
-        if message.role == Role.USER:
-            lines += [f"## {_('Question')}", "", message.content, ""]
+    shown = shown or set()
+    for turn in conversation_turns(conversation):
+        lines += [f"## {_('Question')}", "", turn.question.content, ""]
+        message = next((a for a in turn.answers if a.pk in shown), turn.shown)
+        if message is None:
             continue
         heading = _("Answer")
         if message.model:

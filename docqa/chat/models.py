@@ -32,6 +32,8 @@ class Conversation(models.Model):
         verbose_name=_("documents"),
     )
     model = models.CharField(max_length=100, verbose_name=_("model"))
+    # Names of documents deleted while in this conversation (the page says they were removed).
+    removed_documents = models.JSONField(default=list, blank=True, verbose_name=_("removed documents"))
     system_prompt = models.TextField(verbose_name=_("system prompt"))
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
     updated_at = models.DateTimeField(auto_now=True, db_index=True, verbose_name=_("updated"))

@@ -127,7 +127,11 @@ def request_fit(
 
 
 def turns_before(answer: Message) -> list[Turn]:
-    """Earlier questions with the answers that have text (failed ones without text are skipped)."""
+    """Earlier questions with an answer that has text (failed ones without text are skipped).
+
+    A question regenerated into several versions sends its latest version with text: the one
+    the page shows by default (switching versions with ‹ › is for reading, not for the model).
+    """
     earlier = (
         Message.objects.filter(
             conversation_id=answer.conversation_id, role=Role.ASSISTANT, question__id__lt=answer.question_id
@@ -135,9 +139,10 @@ def turns_before(answer: Message) -> list[Turn]:
         .exclude(content="")
         .filter(state__in=(State.COMPLETE, State.STOPPED, State.INTERRUPTED))
         .select_related("question")
-        .order_by("question_id")
+        .order_by("question_id", "id")
     )
-    return [Turn(earlier_answer.question.content, earlier_answer.content) for earlier_answer in earlier]
+    latest = {earlier_answer.question_id: earlier_answer for earlier_answer in earlier}
+    return [Turn(chosen.question.content, chosen.content) for chosen in latest.values()]
 
 
 def answer_prepare(*, answer: Message) -> PreparedRequest:

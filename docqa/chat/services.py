@@ -212,22 +212,21 @@ def conversation_ask(*, conversation: Conversation, question: str) -> tuple[Mess
 
 
 def answer_regenerate(*, answer: Message) -> Message:
-    """Ask the last question again: its finished answer is replaced by a new one."""
+    """Ask the last question again: a new answer (a version) is added; earlier ones are kept."""
     with transaction.atomic():
         Conversation.objects.select_for_update().get(pk=answer.conversation_id)
         answer = Message.objects.select_related("question").get(pk=answer.pk)
-        last = Message.objects.filter(conversation_id=answer.conversation_id).aggregate(last=Max("id"))[
-            "last"
-        ]
+        last_question = Message.objects.filter(
+            conversation_id=answer.conversation_id, role=Role.USER
+        ).aggregate(last=Max("id"))["last"]
         if answer.state == State.STREAMING:
             raise ChatRefused(_("This answer is still being written."))
-        if answer.pk != last or answer.question is None:
+        if answer.question is None or answer.question_id != last_question:
             raise ChatRefused(_("Only the last answer can be regenerated."))
+        if Message.objects.filter(conversation_id=answer.conversation_id, state=State.STREAMING).exists():
+            raise ChatRefused(_("The previous answer is still being written. Wait for it or stop it first."))
         _ask_rate_check(answer.conversation.owner)
-        question = answer.question
-        model = answer.conversation.model
-        answer.delete()
-        new = _answer_create(question=question, model=model)
+        new = _answer_create(question=answer.question, model=answer.conversation.model)
         Conversation.objects.filter(pk=answer.conversation_id).update(updated_at=timezone.now())
     return new
 

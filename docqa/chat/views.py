@@ -47,13 +47,14 @@ def _owned_answer(request: HttpRequest, pk: int) -> Message:
 
 def _conversation_context(conversation: Conversation, **extra) -> dict:
     documents = selectors.conversation_documents(conversation)
-    chat_messages = selectors.conversation_messages(conversation)
+    turns = selectors.conversation_turns(conversation)
     return {
         "conversation": conversation,
         "documents": documents,
         "cited_documents": [CitedDocument(d.pk, d.filename, d.get_absolute_url()) for d in documents],
-        "chat_messages": chat_messages,
-        "last_message_id": chat_messages[-1].pk if chat_messages else None,
+        "turns": turns,
+        "last_question_id": turns[-1].question.pk if turns else None,
+        "recent_conversations": selectors.recent_conversations(owner=conversation.owner),
         "model_choices": catalogue.model_choices(),
         "question_limit": settings.DOCQA_MAX_QUESTION_CHARS,
         **extra,
@@ -146,7 +147,8 @@ def conversation_ask(request: HttpRequest, pk: int) -> HttpResponse:
                 "conversation": conversation,
                 "question": question,
                 "answer": answer,
-                "last_message_id": answer.pk,
+                "turn": selectors.Turn(question, [answer]),
+                "last_question_id": question.pk,
                 "question_limit": settings.DOCQA_MAX_QUESTION_CHARS,
             },
         )
@@ -230,7 +232,9 @@ def conversation_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def conversation_export(request: HttpRequest, pk: int) -> HttpResponse:
     conversation = _owned_conversation(request, pk)
-    text = export.conversation_export_markdown(conversation=conversation)
+    # The versions the page showed (?answers=1,7): Export writes those; others default to the latest.
+    shown = {int(value) for value in request.GET.get("answers", "").split(",") if value.isdigit()}
+    text = export.conversation_export_markdown(conversation=conversation, shown=shown)
     response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
     name = slugify(conversation.title) or f"conversation-{conversation.pk}"
     response["Content-Disposition"] = f'attachment; filename="{name}.md"'
@@ -266,7 +270,9 @@ def answer_regenerate(request: HttpRequest, pk: int) -> HttpResponse:
             return HttpResponseClientRedirect(answer.conversation.get_absolute_url())
         return redirect(answer.conversation)
     if request.htmx:
-        return render(request, "chat/conversation.html#answer", _answer_context(new))
+        context = _answer_context(new)
+        context["turn"] = selectors.turn_of(new.question)
+        return render(request, "chat/conversation.html#versions", context)
     return redirect(f"{answer.conversation.get_absolute_url()}#answer-{new.pk}")
 
 
@@ -278,7 +284,7 @@ def _answer_context(answer: Message) -> dict:
         "answer": answer,
         "conversation": answer.conversation,
         "cited_documents": selectors.cited_documents(answer.conversation_id),
-        "last_message_id": selectors.last_message_id(answer.conversation_id),
+        "last_question_id": selectors.last_question_id(answer.conversation_id),
     }
 
 

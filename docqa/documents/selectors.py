@@ -27,3 +27,8 @@ def account_has_room(*, size: int) -> bool:
 def uploads_waiting() -> QuerySet[StoredFile]:
     """Stored files the pipeline holds back because the account was full."""
     return StoredFile.objects.filter(status=Status.QUEUED, remote_id="", waiting_for_room_since__isnull=False)
+
+
+def document_conversations_count(*, document: Document) -> int:
+    """How many of the owner's conversations use the document (deleting it changes them)."""
+    return document.conversations.count()

@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from docqa.chat.models import Conversation
 from docqa.documents import tasks
 from docqa.documents.formats import SUPPORTED_FORMATS, file_extension
 from docqa.documents.housekeeping.jobs import Job, JobKind, job_create
@@ -238,6 +239,7 @@ def document_delete(*, document: Document) -> None:
     """Delete a document; its stored and remote copies go once no other document uses them."""
     stored_id = document.stored_file_id
     with transaction.atomic():
+        _conversations_note_removed(document)
         document.delete()
         stored = StoredFile.objects.select_for_update().filter(pk=stored_id).first()
         if stored is None or stored.documents.exists():
@@ -248,3 +250,12 @@ def document_delete(*, document: Document) -> None:
         Path(settings.MEDIA_ROOT, path).unlink(missing_ok=True)
     if remote_id:
         remote_file_delete_later(remote_id)
+
+
+def _conversations_note_removed(document: Document) -> None:
+    """The conversations that used `document` keep its name, so their pages can say it was removed."""
+    for conversation in Conversation.objects.select_for_update().filter(documents=document):
+        removed = list(conversation.removed_documents or [])
+        if document.filename not in removed:
+            removed.append(document.filename)
+        Conversation.objects.filter(pk=conversation.pk).update(removed_documents=removed)

@@ -11,10 +11,12 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from docqa.chat.catalogue import document_fit, models_available
 from docqa.chat.citations_render import document_marked_html, mark_parse
 from docqa.documents import selectors, services
 from docqa.documents.formats import accept_attribute
@@ -29,10 +31,20 @@ def _owned_document(request: HttpRequest, pk: int) -> Document:
     return get_object_or_404(selectors.documents_owned(owner=request.user), pk=pk)
 
 
+def _with_fit(documents) -> list[Document]:
+    """Documents with `fit`: which models' windows hold them (the list shows it up front)."""
+    windows = models_available()
+    documents = list(documents)
+    for document in documents:
+        tokens = document.stored_file.token_count
+        document.fit = document_fit(tokens, windows) if tokens is not None else None
+    return documents
+
+
 @login_required
 @require_GET
 def document_list(request: HttpRequest) -> HttpResponse:
-    documents = selectors.documents_owned(owner=request.user)
+    documents = _with_fit(selectors.documents_owned(owner=request.user))
     return render(
         request,
         "documents/list.html",
@@ -90,7 +102,8 @@ def document_upload(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def document_row(request: HttpRequest, pk: int) -> HttpResponse:
-    return render(request, "documents/list.html#document_row", {"document": _owned_document(request, pk)})
+    (document,) = _with_fit([_owned_document(request, pk)])
+    return render(request, "documents/list.html#document_row", {"document": document})
 
 
 @login_required
@@ -115,10 +128,19 @@ def document_detail(request: HttpRequest, pk: int) -> HttpResponse:
         page = pages.get_page(span[0] // TEXT_PAGE_CHARS + 1)
         offset = (page.number - 1) * TEXT_PAGE_CHARS
         local = (span[0] - offset, min(span[1] - offset, len(page.object_list[0])))
-        marked = mark_safe(document_marked_html(page.object_list[0], local))  # noqa: S308 - escaped there
+        html = document_marked_html(page.object_list[0], local)
+        html = html.replace(document.stored_file.remote_filename, escape(document.filename))
+        marked = mark_safe(html)  # noqa: S308 - escaped there, and the name here
     else:
         page = pages.get_page(request.GET.get("page"))
-    return render(request, "documents/detail.html", {"document": document, "page": page, "marked": marked})
+    # Moonshot's text names the file as uploaded (docqa-<token>.png, a neutral name shared by
+    # everyone with these bytes); the page shows the user's own name instead.
+    shown = page.object_list[0].replace(document.stored_file.remote_filename, document.filename)
+    return render(
+        request,
+        "documents/detail.html",
+        {"document": document, "page": page, "marked": marked, "text": shown},
+    )
 
 
 @login_required
@@ -138,7 +160,8 @@ def document_retry(request: HttpRequest, pk: int) -> HttpResponse:
 def document_delete(request: HttpRequest, pk: int) -> HttpResponse:
     document = _owned_document(request, pk)
     if request.method == "GET":
-        return render(request, "documents/delete.html", {"document": document})
+        used_in = selectors.document_conversations_count(document=document)
+        return render(request, "documents/delete.html", {"document": document, "used_in": used_in})
     name = document.filename
     services.document_delete(document=document)
     if request.htmx and request.POST.get("from") == "list":

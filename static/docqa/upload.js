@@ -29,6 +29,19 @@
     return { item, bar, note };
   }
 
+  // Failure and duplicate notes stay until dismissed (shell.js removes [data-dismissable]).
+  function dismissable(item) {
+    if (item.querySelector("[data-role=dismiss]")) return;
+    item.setAttribute("data-dismissable", "");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "dismiss";
+    button.dataset.role = "dismiss";
+    button.setAttribute("aria-label", form.dataset.dismissLabel || "Dismiss");
+    button.textContent = "×";
+    item.prepend(button);
+  }
+
   function placeRows(container) {
     container.querySelectorAll("template[data-row-for]").forEach(function (template) {
       const row = template.content.firstElementChild;
@@ -73,10 +86,12 @@
         ui.note.textContent = errors.length ? Array.from(errors).map((e) => e.textContent).join(" ")
           : (xhr.responseText && xhr.status === 413 ? xhr.responseText : form.dataset.failed + " (" + xhr.status + ")");
         ui.note.setAttribute("role", "alert");
+        dismissable(ui.item);
       } else {
         ui.bar.value = 100;
         ui.item.classList.add("done");
         ui.note.textContent = Array.from(notes).map((e) => e.textContent).join(" ");
+        if (ui.note.textContent) dismissable(ui.item);
         if (!ui.note.textContent) {
           ui.note.textContent = "✓ " + form.dataset.done;
           setTimeout(function () { ui.item.remove(); }, 3000);
@@ -89,6 +104,7 @@
       ui.item.classList.add("failed");
       ui.note.textContent = form.dataset.network;
       ui.note.setAttribute("role", "alert");
+      dismissable(ui.item);
       next();
     });
     xhr.send(data);
@@ -113,6 +129,7 @@
         ui.item.classList.add("failed");
         ui.note.textContent = "“" + file.name + "” " + form.dataset.tooLarge;
         ui.note.setAttribute("role", "alert");
+        dismissable(ui.item);
         return;
       }
       queue.push({ file, ui });
@@ -124,17 +141,34 @@
     enqueue(input.files);
     input.value = "";
   });
+  // Files dropped anywhere on the page upload (not only on the dashed box), and so do files
+  // pasted from the clipboard (outside text fields).
+  function hasFiles(event) {
+    return event.dataTransfer && Array.from(event.dataTransfer.types || []).indexOf("Files") !== -1;
+  }
   ["dragenter", "dragover"].forEach(function (type) {
-    form.addEventListener(type, function (event) {
+    document.addEventListener(type, function (event) {
+      if (!hasFiles(event)) return;
       event.preventDefault();
-      form.classList.add("dragging");
+      document.body.classList.add("dragging");
     });
   });
-  ["dragleave", "drop"].forEach(function (type) {
-    form.addEventListener(type, function () { form.classList.remove("dragging"); });
+  document.addEventListener("dragleave", function (event) {
+    if (!event.relatedTarget) document.body.classList.remove("dragging");
   });
-  form.addEventListener("drop", function (event) {
+  document.addEventListener("drop", function (event) {
+    document.body.classList.remove("dragging");
+    if (!hasFiles(event)) return;
     event.preventDefault();
-    if (event.dataTransfer && event.dataTransfer.files.length) enqueue(event.dataTransfer.files);
+    if (event.dataTransfer.files.length) enqueue(event.dataTransfer.files);
+  });
+  document.addEventListener("paste", function (event) {
+    const target = event.target;
+    if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.isContentEditable)) return;
+    const files = event.clipboardData && event.clipboardData.files;
+    if (files && files.length) {
+      event.preventDefault();
+      enqueue(files);
+    }
   });
 })();

@@ -219,9 +219,15 @@ def test_regenerate_only_the_last_finished_answer(client, user, conversation, an
     client.force_login(user)
     response = client.post(reverse("chat:answer_regenerate", args=[answer.pk]), HTTP_HX_REQUEST="true")
     assert response.status_code == 200
-    new = Message.objects.get(role=Role.ASSISTANT)
+    new = Message.objects.filter(role=Role.ASSISTANT).latest("id")
     assert new.pk != answer.pk and new.state == State.STREAMING and new.question_id == answer.question_id
-    assert 'data-state="streaming"' in response.content.decode()
+    # The earlier answer is kept as version 1 of 2, hidden behind the new one.
+    assert Message.objects.filter(pk=answer.pk).exists()
+    html = response.content.decode()
+    assert 'data-state="streaming"' in html and f'id="answer-{answer.pk}"' in html and "2/2" in html
+    # While the new version is written, neither version can be regenerated again.
+    again = client.post(reverse("chat:answer_regenerate", args=[answer.pk]))
+    assert again.status_code == 302 and Message.objects.filter(role=Role.ASSISTANT).count() == 2
 
 
 def test_finished_answer_renders_sanitised_markdown(client, user, conversation, answer):

@@ -23,7 +23,9 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an event loop running while it is
+# open, and tests collected after the browser tests (tests/abuse) call asyncio.run().
+@pytest.fixture(scope="module")
 def chromium():
     from playwright.sync_api import sync_playwright
 
@@ -68,5 +70,5 @@ def signup(page, base_url: str, username: str, password: str = "a-Long-passphras
     page.fill("input[name=username]", username)
     page.fill("input[name=password1]", password)
     page.fill("input[name=password2]", password)
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")  # the top bar has buttons too (languages, theme)
     page.wait_for_url(f"{base_url}/documents/")

@@ -134,8 +134,8 @@ def test_stop_regenerate_rename_search_delete(page, asgi_server, celery_worker, 
     emu.control.configure(chunk_delay=0.0, chunk_size_words=4)
     page.get_by_role("button", name="Regenerate").click()
     page.wait_for_selector(f"{ANSWER}[data-state=complete]", timeout=20_000)
-    assert not Message.objects.filter(pk=stopped.pk).exists()
-    regenerated = Message.objects.get(conversation=conversation, role=Role.ASSISTANT)
+    assert Message.objects.filter(pk=stopped.pk).exists(), "the stopped answer is kept as version 1"
+    regenerated = Message.objects.filter(conversation=conversation, role=Role.ASSISTANT).latest("id")
     assert regenerated.state == State.COMPLETE and len(regenerated.content) > len(stopped.content)
 
     # An error shows in the answer's place in plain words, with Retry; the question stays.
@@ -149,7 +149,8 @@ def test_stop_regenerate_rename_search_delete(page, asgi_server, celery_worker, 
     screenshot(page, "chat-failed")
     emu.control.clear_faults()
     page.get_by_role("button", name="Retry").click()
-    page.wait_for_selector(f"{ANSWER}[data-state=complete]", timeout=20_000)
+    # Earlier versions stay in the page, hidden: wait for the one shown.
+    page.wait_for_selector(f"{ANSWER}[data-state=complete] >> visible=true", timeout=20_000)
 
     page.get_by_role("link", name="Rename").click()
     page.get_by_label("Title").fill("Margins at Acme")
