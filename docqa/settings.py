@@ -264,6 +264,14 @@ DOCQA_ACCOUNT_MAX_BYTES = env_int("DOCQA_ACCOUNT_MAX_BYTES", 10 * 1024**3, minim
 # Documents in a transient state for longer than this are re-queued by the sweep.
 DOCQA_STALE_AFTER = env_int("DOCQA_STALE_AFTER", 600, minimum=10)
 DOCQA_EXTRACT_POLL_TIMEOUT = env_int("DOCQA_EXTRACT_POLL_TIMEOUT", 300, minimum=5)
+# Identical uploads by different users share one stored file and remote copy only when this is
+# on: one account file per distinct file, at the price of telling a user that someone else has
+# uploaded these bytes (see the README). Off, each user's files are their own.
+DOCQA_SHARE_FILES_ACROSS_USERS = env_bool("DOCQA_SHARE_FILES_ACROSS_USERS", False)
+# Each user's share of the account (0: no limit): documents, bytes, and upload attempts a minute.
+DOCQA_USER_MAX_FILES = env_int("DOCQA_USER_MAX_FILES", 200, minimum=0)
+DOCQA_USER_MAX_BYTES = env_int("DOCQA_USER_MAX_BYTES", 2 * 1024**3, minimum=0)
+DOCQA_USER_UPLOADS_PER_MINUTE = env_int("DOCQA_USER_UPLOADS_PER_MINUTE", 30, minimum=0)
 DOCQA_RETENTION = env_choice("DOCQA_RETENTION", RetentionPolicy.KEEP.value, tuple(RetentionPolicy.values))
 
 # --- Housekeeping (docqa.documents.housekeeping) -------------------------------------------

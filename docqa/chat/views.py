@@ -29,7 +29,7 @@ from docqa.chat.models import Conversation, Message, Role, State
 from docqa.chat.refusals import ChatRefused
 from docqa.chat.streams import CONTENT, END, REASONING
 from docqa.connections import async_redis_client
-from docqa.documents.models import Document, Status
+from docqa.documents import selectors as document_selectors
 
 logger = logging.getLogger("docqa.chat.views")
 # Seconds a browser (or a script) is told to wait when the database is too busy to take a question.
@@ -79,9 +79,7 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def conversation_new(request: HttpRequest) -> HttpResponse:
-    documents = Document.objects.filter(owner=request.user, stored_file__status=Status.READY).select_related(
-        "stored_file"
-    )
+    documents = document_selectors.documents_ready_for_chat(owner=request.user)
     selected = (
         request.POST.getlist("documents") if request.method == "POST" else request.GET.getlist("document")
     )

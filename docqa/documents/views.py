@@ -101,10 +101,7 @@ def document_detail(request: HttpRequest, pk: int) -> HttpResponse:
             response["HX-Refresh"] = "true"  # the text has arrived: show the whole page
         return response
     services.documents_mark_used(document_ids=[document.pk])  # evict releases the least recently used
-    text = document.stored_file.content_text
-    pages = Paginator(
-        [text[i : i + TEXT_PAGE_CHARS] for i in range(0, len(text), TEXT_PAGE_CHARS)] or [""], 1
-    )
+    pages = Paginator(selectors.TextPages(stored_file_id=document.stored_file_id, size=TEXT_PAGE_CHARS), 1)
     page = pages.get_page(request.GET.get("page"))
     return render(request, "documents/detail.html", {"document": document, "page": page})
 

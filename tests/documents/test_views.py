@@ -1,11 +1,13 @@
 import hashlib
+import tracemalloc
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from docqa.documents import services, transitions
-from docqa.documents.models import Document, StoredFile
+from docqa.documents.models import Document, Status, StoredFile
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -113,7 +115,11 @@ def test_detail_shows_text_escaped_and_paginated(auth_client, user):
     )
     html = auth_client.get(document.get_absolute_url()).content.decode()
     assert "&lt;b&gt;bold?&lt;/b&gt;" in html and "<b>bold?</b>" not in html
-    assert "Page 1 of 3" in html and "1,234" in html and "cqabc" in html
+    assert "Page 1 of 3" in html and "1,234" in html
+    assert "cqabc" not in html  # the remote file id is for staff only
+    user.is_staff = True
+    user.save()
+    assert "cqabc" in auth_client.get(document.get_absolute_url()).content.decode()
     assert "Page 3 of 3" in auth_client.get(document.get_absolute_url() + "?page=3").content.decode()
 
 
@@ -225,3 +231,39 @@ def test_error_pages_speak_plainly(auth_client, user):
     client.force_login(user)
     refused = client.post(reverse("documents:upload"))
     assert refused.status_code == 403 and "Reload the page and try again" in refused.content.decode()
+
+
+def _peak_bytes(fetch) -> int:
+    tracemalloc.start()
+    try:
+        response = fetch()
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 200
+    return peak
+
+
+def test_pages_never_load_texts_they_do_not_show(auth_client, user):
+    """3 documents of 5 MB text (and 5 MB raw) each: no page view holds more than a page of it."""
+    documents = [
+        factories.document_create(owner=user, text=f"{n}" + "x" * 5_000_000, content_raw="r" * 5_000_000)
+        for n in range(3)
+    ]
+    transient = factories.document_create(owner=user, status=Status.EXTRACTING)
+    StoredFile.objects.filter(pk=transient.stored_file_id).update(
+        content_text="t" * 5_000_000, content_raw="t" * 5_000_000
+    )
+    pages = [
+        reverse("documents:list"),
+        reverse("documents:row", args=[documents[0].pk]),
+        reverse("documents:row", args=[transient.pk]),
+        documents[1].get_absolute_url(),
+        documents[1].get_absolute_url() + "?page=200",
+        reverse("chat:new") + f"?document={documents[2].pk}",
+    ]
+    for url in pages:
+        peak = _peak_bytes(lambda url=url: auth_client.get(url))
+        assert peak < 2_000_000, f"{url} held {peak:,} bytes"
+    html = auth_client.get(documents[1].get_absolute_url() + "?page=2").content.decode()
+    assert "Page 2 of 251" in html and "x" * 1000 in html
