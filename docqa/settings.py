@@ -259,6 +259,8 @@ MOONSHOT_MAX_RETRIES = env_int("MOONSHOT_MAX_RETRIES", 4, minimum=0, maximum=20)
 
 # --- Documents -----------------------------------------------------------------------------
 DOCQA_MAX_UPLOAD_BYTES = env_int("DOCQA_MAX_UPLOAD_BYTES", 100 * 1024 * 1024, minimum=1)
+# Any other request body (forms, questions) is refused with 413 past this (docqa.bodylimit).
+DOCQA_MAX_REQUEST_BYTES = env_int("DOCQA_MAX_REQUEST_BYTES", 2 * 1024 * 1024, minimum=64 * 1024)
 DOCQA_ACCOUNT_MAX_FILES = env_int("DOCQA_ACCOUNT_MAX_FILES", 1000, minimum=1)
 DOCQA_ACCOUNT_MAX_BYTES = env_int("DOCQA_ACCOUNT_MAX_BYTES", 10 * 1024**3, minimum=1)
 # Documents in a transient state for longer than this are re-queued by the sweep.

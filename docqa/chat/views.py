@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from docqa.chat import catalogue, export, selectors, services, streams
+from docqa.chat.forms import ConversationNewForm
 from docqa.chat.models import Conversation, Message, Role, State
 from docqa.chat.refusals import ChatRefused
 from docqa.chat.streams import CONTENT, END, REASONING
@@ -80,12 +81,14 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def conversation_new(request: HttpRequest) -> HttpResponse:
     documents = document_selectors.documents_ready_for_chat(owner=request.user)
-    selected = (
-        request.POST.getlist("documents") if request.method == "POST" else request.GET.getlist("document")
-    )
-    selected_ids = [int(value) for value in selected if value.isdigit()]
-    error = ""
     if request.method == "POST":
+        form = ConversationNewForm({"documents": request.POST.getlist("documents")})
+    else:
+        form = ConversationNewForm({"documents": request.GET.getlist("document")})
+    valid = form.is_valid()
+    selected_ids = form.cleaned_data.get("documents", [])
+    error = "" if valid else " ".join(form.errors.get("documents", []))
+    if request.method == "POST" and valid:
         try:
             conversation = services.conversation_create(
                 owner=request.user, document_ids=selected_ids, language=get_language() or "en"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from django.conf import settings
 from django.contrib import messages
@@ -11,6 +12,8 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -21,6 +24,7 @@ from docqa.documents.uploads import HashingUploadHandler
 from docqa.events import events_listen
 
 TEXT_PAGE_CHARS = 20_000
+EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
 
 
 def _owned_document(request: HttpRequest, pk: int) -> Document:
@@ -115,7 +119,12 @@ def document_retry(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         document.stored_file.refresh_from_db()
         return render(request, "documents/list.html#document_row", {"document": document})
-    return redirect(request.POST.get("next") or "documents:list")
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = reverse("documents:list")  # never off-site: no open redirect
+    return redirect(next_url)
 
 
 @login_required
@@ -137,7 +146,10 @@ async def document_events(request: HttpRequest) -> StreamingHttpResponse:
     user = await request.auser()
     if not user.is_authenticated:
         raise PermissionDenied
-    last_id = request.headers.get("Last-Event-ID") or "$"
+    # A Redis Stream id ("1700000000000-0"); anything else is ignored, as if there were none.
+    last_id = request.headers.get("Last-Event-ID", "")
+    if not EVENT_ID.fullmatch(last_id):
+        last_id = "$"
 
     async def stream():
         yield "retry: 2000\n\n"

@@ -306,7 +306,7 @@ CASES: list[Case] = [
         "/chat/new/",
         data={"documents": ["x", "1e9", "' OR 1=1"]},
         status=(400,),
-        says=("Choose at least one document",),
+        says=("is not a valid document id",),
     ),
     Case(
         "start a chat with a document still extracting",

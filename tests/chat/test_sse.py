@@ -25,6 +25,7 @@ class SSEReader:
             headers["Last-Event-ID"] = last_event_id
         self.response = session.get(url, headers=headers, stream=True, timeout=30)
         self.response.raise_for_status()
+        self.response.encoding = "utf-8"  # text/event-stream is UTF-8 (requests assumes Latin-1)
 
     def events(self):
         event, data, entry_id = "message", [], None

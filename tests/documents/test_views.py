@@ -267,3 +267,57 @@ def test_pages_never_load_texts_they_do_not_show(auth_client, user):
         assert peak < 2_000_000, f"{url} held {peak:,} bytes"
     html = auth_client.get(documents[1].get_absolute_url() + "?page=2").content.decode()
     assert "Page 2 of 251" in html and "x" * 1000 in html
+
+
+def test_an_extension_of_250_characters_is_refused_not_a_server_error(auth_client):
+    response = _post_upload(auth_client, SimpleUploadedFile("a." + "x" * 250, b"data"))
+    html = response.content.decode()
+    assert response.status_code == 400 and ("not supported" in html or "format is unknown" in html)
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example"])
+def test_retry_never_redirects_off_site(auth_client, user, target):
+    document = _document_for(user)
+    transitions.stored_file_fail(stored_file_id=document.stored_file_id, message="x")
+    response = auth_client.post(reverse("documents:retry", args=[document.pk]), {"next": target})
+    assert response.status_code == 302 and response["Location"] == reverse("documents:list")
+    local = auth_client.post(
+        reverse("documents:retry", args=[document.pk]), {"next": document.get_absolute_url()}
+    )
+    assert local["Location"] == document.get_absolute_url()
+
+
+def test_upload_racing_the_same_users_delete_ends_cleanly(transactional_db, user):
+    """One thread uploads the same bytes again and again while another deletes them."""
+    import threading
+
+    data = b"racing bytes"
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def deleter():
+        try:
+            while not stop.is_set():
+                for document in Document.objects.filter(owner=user):
+                    services.document_delete(document=document)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            from django.db import connection
+
+            connection.close()
+
+    thread = threading.Thread(target=deleter)
+    thread.start()
+    outcomes = []
+    try:
+        for _ in range(60):
+            try:
+                outcomes.append(_document_for(user, data=data))
+            except services.UploadRejected as exc:
+                outcomes.append(str(exc))
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors, errors
+    assert len(outcomes) == 60
