@@ -8,6 +8,7 @@ from django.urls import reverse
 from docqa.documents import services, transitions
 from docqa.documents.models import Document, Status, StoredFile
 from tests import factories
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -321,3 +322,42 @@ def test_upload_racing_the_same_users_delete_ends_cleanly(transactional_db, user
         thread.join()
     assert not errors, errors
     assert len(outcomes) == 60
+
+
+def test_upstream_text_never_shows_the_key(auth_client, user, settings, admin_client):
+    """A status detail Moonshot echoed (stored before redaction covered it) shows no key."""
+    from docqa.notes import note
+
+    key = settings.MOONSHOT_API_KEY
+    document = _document_for(user)
+    leaked = note("Moonshot could not extract this file: %(detail)s", detail=f"bad {key} sk-abcdefghijkl")
+    transitions.stored_file_fail(stored_file_id=document.stored_file_id, message=leaked)
+    pages = [
+        auth_client.get(reverse("documents:list")),
+        auth_client.get(document.get_absolute_url()),
+        admin_client.get(reverse("admin:documents_storedfile_change", args=[document.stored_file_id])),
+        admin_client.get(reverse("admin:documents_document_change", args=[document.pk])),
+    ]
+    for response in pages:
+        html = response.content.decode()
+        assert response.status_code == 200 and "could not extract" in html
+        assert key not in html and "sk-abcdefghijkl" not in html
+
+
+def test_a_failed_extraction_stores_its_details_redacted(celery_worker, emu, user, settings):
+    key = settings.MOONSHOT_API_KEY
+    emu.control.add_fault(
+        method="POST",
+        path="/v1/files",
+        kind="extract_error",
+        message=f"proxy says {key} sk-abcdefghijkl",
+        count=1,
+    )
+    document = _document_for(user, data=b"will fail", name="fail.txt")
+    wait_for(
+        lambda: StoredFile.objects.get(pk=document.stored_file_id).status == Status.FAILED,
+        message="extraction failed",
+    )
+    stored = StoredFile.objects.get(pk=document.stored_file_id)
+    assert "proxy says" in stored.last_error
+    assert key not in stored.last_error and "sk-abcdefghijkl" not in stored.last_error
