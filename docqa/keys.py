@@ -50,6 +50,11 @@ def user_events(user_id: int) -> str:
     return f"docqa:events:user:{user_id}"
 
 
+def user_streams(user_id: int) -> str:
+    """A user's open live streams: a sorted set of slots scored by expiry (docqa.live_streams)."""
+    return f"docqa:streams:user:{user_id}"
+
+
 def ingest_lock(stored_file_id: int) -> str:
     return f"docqa:lock:ingest:{stored_file_id}"
 

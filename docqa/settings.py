@@ -6,6 +6,7 @@ fail at start-up naming the variable. See the README's environment table.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "template_partials",
+    "axes",
     "docqa",
     "docqa.accounts",
     "docqa.documents",
@@ -69,6 +71,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it answers a locked-out login with our lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "docqa.urls"
@@ -135,6 +139,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes): after DOCQA_LOGIN_FAILURE_LIMIT wrong passwords for one
+# account, or from one address, that account or address waits DOCQA_LOGIN_LOCKOUT_MINUTES.
+AUTHENTICATION_BACKENDS = [
+    "docqa.accounts.backends.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("DOCQA_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("DOCQA_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not the pair
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "docqa.accounts.views.login_locked_out"
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "documents:list"
 LOGOUT_REDIRECT_URL = "login"
@@ -310,6 +326,9 @@ DOCQA_MODELS_CACHE_SECONDS = env_int("DOCQA_MODELS_CACHE_SECONDS", 300, minimum=
 DOCQA_ANSWER_STALE_AFTER = env_int("DOCQA_ANSWER_STALE_AFTER", 60, minimum=5)
 # An answer whose task never started within this long is given up.
 DOCQA_ANSWER_QUEUE_TIMEOUT = env_int("DOCQA_ANSWER_QUEUE_TIMEOUT", 900, minimum=30)
+
+# Live Server-Sent Events streams (documents' events, answers) one user may hold open (0: any).
+DOCQA_USER_MAX_STREAMS = env_int("DOCQA_USER_MAX_STREAMS", 20, minimum=0)
 
 # --- Logs and metrics (docqa.ops) ----------------------------------------------------------
 # text: one readable line per record; json: one JSON object per line (python-json-logger).

@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
+from docqa import live_streams
 from docqa.chat import catalogue, export, selectors, services, streams
 from docqa.chat.forms import ConversationNewForm
 from docqa.chat.models import Conversation, Message, Role, State
@@ -369,7 +370,13 @@ async def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
         finally:
             await client.aclose()
 
-    response = StreamingHttpResponse(events(), content_type="text/event-stream")
+    slot = await live_streams.stream_slot_take(user_id=user.pk)
+    if slot is None:
+        return live_streams.streams_full_response()
+    response = StreamingHttpResponse(
+        live_streams.stream_in_slot(user_id=user.pk, token=slot, body=events()),
+        content_type="text/event-stream",
+    )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response

@@ -17,6 +17,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from docqa import live_streams
 from docqa.documents import selectors, services
 from docqa.documents.formats import accept_attribute
 from docqa.documents.models import Document
@@ -163,7 +164,13 @@ async def document_events(request: HttpRequest) -> StreamingHttpResponse:
         except asyncio.CancelledError:
             raise
 
-    response = StreamingHttpResponse(stream(), content_type="text/event-stream")
+    slot = await live_streams.stream_slot_take(user_id=user.pk)
+    if slot is None:
+        return live_streams.streams_full_response()
+    response = StreamingHttpResponse(
+        live_streams.stream_in_slot(user_id=user.pk, token=slot, body=stream()),
+        content_type="text/event-stream",
+    )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
