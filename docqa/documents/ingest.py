@@ -24,7 +24,7 @@ from docqa.documents import tasks
 from docqa.documents.housekeeping import retention
 from docqa.documents.models import TRANSIENT_STATUSES, Status, StoredFile
 from docqa.documents.remote_copies import remote_copy_discard
-from docqa.documents.selectors import account_has_room, uploads_waiting
+from docqa.documents.selectors import account_has_room, uploads_waiting_in_fair_order
 from docqa.documents.tasks import IngestOutcome
 from docqa.documents.transitions import (
     stored_file_fail,
@@ -227,7 +227,8 @@ def documents_stale_requeue() -> int:
         tasks.document_ingest.apply_async(args=[pk])
         count += 1
     # Files waiting for room are retried each sweep: room may have appeared.
-    for pk in uploads_waiting().exclude(pk__in=list(stale)).values_list("pk", flat=True):
+    requeued = set(stale)  # the queryset's cache: the ids found before they were touched
+    for pk in [pk for pk in uploads_waiting_in_fair_order() if pk not in requeued]:
         tasks.document_ingest.apply_async(args=[pk])
         count += 1
     return count

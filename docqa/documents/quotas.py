@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.utils.translation import gettext as _
 
 from docqa import keys
@@ -70,10 +70,16 @@ def upload_room_check(*, owner, size: int, filename: str) -> None:
         )
 
 
-def usage_per_user() -> list[dict]:
-    """Documents and bytes per user, largest first, for the admin's account page."""
+def usage_per_user(*, limit: int = 50) -> list[dict]:
+    """Per user, largest first (for the admin's account page): documents, bytes, how many
+    have a copy on Moonshot and how many wait for room."""
     return list(
         Document.objects.values("owner__username")
-        .annotate(files=Count("pk"), bytes=Sum("stored_file__size"))
-        .order_by("-bytes", "owner__username")
+        .annotate(
+            files=Count("pk"),
+            bytes=Sum("stored_file__size"),
+            on_moonshot=Count("pk", filter=~Q(stored_file__remote_id="")),
+            waiting=Count("pk", filter=Q(stored_file__waiting_for_room_since__isnull=False)),
+        )
+        .order_by("-bytes", "owner__username")[:limit]
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from django.conf import settings
-from django.db.models import QuerySet, Sum
-from django.db.models.functions import Length, Substr
+from django.db.models import Min, QuerySet, Sum
+from django.db.models.functions import Coalesce, Length, Substr
 
 from docqa.documents.models import Document, Status, StoredFile
 
@@ -67,3 +69,25 @@ def account_has_room(*, size: int) -> bool:
 def uploads_waiting() -> QuerySet[StoredFile]:
     """Stored files the pipeline holds back because the account was full."""
     return StoredFile.objects.filter(status=Status.QUEUED, remote_id="", waiting_for_room_since__isnull=False)
+
+
+def uploads_waiting_in_fair_order() -> list[int]:
+    """The waiting uploads' ids, one user's at a time in turn (round-robin by owner, each
+    user's oldest first), so room made while the account is full is not all taken by the
+    user with the longest backlog. A shared file counts as its first uploader's."""
+    rows = (
+        uploads_waiting()
+        .annotate(who=Coalesce("owner_id", Min("documents__owner_id")))
+        .order_by("waiting_for_room_since", "pk")
+        .values_list("pk", "who")
+    )
+    queues: dict[int | None, deque[int]] = {}
+    for pk, who in rows:
+        queues.setdefault(who, deque()).append(pk)
+    order: list[int] = []
+    while queues:
+        for who in list(queues):
+            order.append(queues[who].popleft())
+            if not queues[who]:
+                del queues[who]
+    return order
