@@ -9,6 +9,7 @@ Django's test client, where they actually arrive.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 from html.parser import HTMLParser
 
@@ -47,6 +48,10 @@ def world(make_user, settings):
     alice, mallory = make_user("alice"), make_user("mallory")
     doc = _document(alice, "alice-notes.txt", f"ALICE-SECRET quarterly figures. {XSS}")
     _document(alice, f"{XSS}.txt", "a document whose name is a script")
+    # Bytes alice holds (Ready): mallory uploading the same ones must learn nothing of it.
+    factories.document_create(
+        owner=alice, filename="alice-bytes.txt", sha256=hashlib.sha256(b"ALICE-BYTES").hexdigest()
+    )
     pending = _document(alice, "pending.txt", "still extracting", status=Status.EXTRACTING)
     mallory_doc = _document(mallory, "mallory.txt", "mallory's own text")
     conversation = chat_services.conversation_create(owner=alice, document_ids=[doc.pk], language="en")
@@ -148,6 +153,7 @@ def _send(case: Case, world) -> tuple[int, str]:
         headers["HTTP_X_CSRFTOKEN"] = CSRF
     if case.xhr:
         headers["HTTP_X_REQUESTED_WITH"] = "XMLHttpRequest"
+    headers.update(case.headers)
     path = _fill(case.path, world["ids"])
     data = {k: _fill(v, world["ids"]) for k, v in case.data.items()}
     if case.files:
@@ -157,6 +163,8 @@ def _send(case: Case, world) -> tuple[int, str]:
     else:
         response = getattr(client, case.method)(path, data, follow=case.follow, **headers)
     first = response.redirect_chain[0][1] if case.follow and response.redirect_chain else response.status_code
+    if case.location:
+        assert response["Location"] == case.location, f"{case.name}: redirected to {response['Location']}"
     if getattr(response, "streaming", False):
         # A stream route: read what it sends first, never wait on a live stream.
         body = b""
@@ -230,7 +238,9 @@ def test_case(case: Case, world, settings):
     if case.who != "alice":
         assert "ALICE-SECRET" not in body, f"{case.name}: alice's text reached {case.who}"
         assert _snapshot(alice) == before, f"{case.name}: {case.who} changed alice's data"
-        assert Document.objects.filter(owner=world["users"]["mallory"]).count() == mallory_before
+        # Only an upload of her own may add to mallory's documents.
+        added = Document.objects.filter(owner=world["users"]["mallory"]).count() - mallory_before
+        assert added == (1 if case.files and case.status == (200,) else 0)
     else:
         after = _snapshot(alice)
         # Alice's own cases may add (an upload, a question) but never lose or alter a row.
@@ -287,6 +297,20 @@ def _asgi(
     status = next((m["status"] for m in sent if m["type"] == "http.response.start"), None)
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return status, body.decode(errors="replace"), read
+
+
+def test_a_huge_body_to_the_login_page_is_refused_before_it_is_read(transactional_db):
+    status, body, read = _asgi(
+        [(b"content-length", str(400 * 1024 * 1024).encode())], [], path="/accounts/login/"
+    )
+    assert status == 413 and "larger than the 2 MB limit" in body and read == 0
+
+
+def test_a_chunked_body_to_the_login_page_is_cut_off_with_413(transactional_db):
+    chunk = b"x" * (512 * 1024)
+    messages = [{"type": "http.request", "body": chunk, "more_body": True} for _ in range(20)]
+    status, _body, read = _asgi([], messages, path="/accounts/login/")
+    assert status == 413 and read <= 6
 
 
 def test_slow_client_declaring_a_huge_body_is_refused_before_it_sends_a_byte(transactional_db, settings):
