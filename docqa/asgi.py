@@ -16,16 +16,15 @@ from docqa.handlers import SyncChainASGIHandler  # noqa: E402  (needs apps loade
 # A request holds a thread only while inside Django, and `request_limit` lets that many in.
 django_application = SyncChainASGIHandler(threads=settings.DOCQA_WEB_REQUESTS_AT_ONCE or 64)
 
-from docqa.documents.asgi import upload_size_guard  # noqa: E402  (needs settings loaded)
+from docqa.bodylimit import body_limit  # noqa: E402  (needs settings loaded)
 from docqa.ops.asgi import operations  # noqa: E402
 from docqa.ops.logs import uvicorn_loggers_adopt  # noqa: E402
 from docqa.ops.metrics import metrics_server_start  # noqa: E402
 from docqa.request_limit import request_limit  # noqa: E402
 
-# Health endpoints, request ids and request metrics wrap everything else.
-application = operations(
-    upload_size_guard(request_limit(django_application, settings.DOCQA_WEB_REQUESTS_AT_ONCE))
-)
+# Health endpoints, request ids and request metrics wrap everything else; every body is
+# bounded before Django reads it.
+application = operations(body_limit(request_limit(django_application, settings.DOCQA_WEB_REQUESTS_AT_ONCE)))
 
 if settings.DOCQA_LOG_FORMAT == "json":
     uvicorn_loggers_adopt()  # one JSON object per line, uvicorn's lines included

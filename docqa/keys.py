@@ -40,9 +40,19 @@ def answer_lock(answer_id: int) -> str:
 
 
 # Documents
+def uploads_window(user_id: int, minute: int) -> str:
+    """Uploads a user attempted in one clock minute (DOCQA_USER_UPLOADS_PER_MINUTE)."""
+    return f"docqa:documents:uploads:{user_id}:{minute}"
+
+
 def user_events(user_id: int) -> str:
     """A user's live document events (a Redis Stream the documents page listens to)."""
     return f"docqa:events:user:{user_id}"
+
+
+def user_streams(user_id: int) -> str:
+    """A user's open live streams: a sorted set of slots scored by expiry (docqa.live_streams)."""
+    return f"docqa:streams:user:{user_id}"
 
 
 def ingest_lock(stored_file_id: int) -> str:

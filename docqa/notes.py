@@ -12,6 +12,8 @@ from typing import Any
 
 from django.utils.translation import gettext
 
+from docqa.ops.logs import redact
+
 
 def note(message: str, **params: Any) -> str:
     """Serialise a message id (marked with gettext_noop) and its parameters for storage."""
@@ -19,7 +21,15 @@ def note(message: str, **params: Any) -> str:
 
 
 def note_display(stored: str) -> str:
-    """The stored note translated into the active language; plain text passes through."""
+    """The stored note translated into the active language; plain text passes through.
+
+    Redacted on the way out too, so a note stored before redaction covered it (or by a path
+    that missed it) shows no key on a page or in the admin.
+    """
+    return redact(_translated(stored))
+
+
+def _translated(stored: str) -> str:
     if not stored:
         return ""
     try:
@@ -29,7 +39,7 @@ def note_display(stored: str) -> str:
     if not isinstance(data, dict) or "m" not in data:
         return stored
     params = {
-        key: note_display(value) if isinstance(value, str) and value.startswith('{"m"') else value
+        key: _translated(value) if isinstance(value, str) and value.startswith('{"m"') else value
         for key, value in (data.get("p") or {}).items()
     }
     text = gettext(data["m"])

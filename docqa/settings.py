@@ -6,9 +6,11 @@ fail at start-up naming the variable. See the README's environment table.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -51,6 +53,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "template_partials",
+    "axes",
+    "csp",
     "docqa",
     "docqa.accounts",
     "docqa.documents",
@@ -60,6 +64,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "docqa.security.NoStoreForSignedInMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -69,6 +75,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it answers a locked-out login with our lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "docqa.urls"
@@ -135,6 +143,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes): after DOCQA_LOGIN_FAILURE_LIMIT wrong passwords for one
+# account, or from one address, that account or address waits DOCQA_LOGIN_LOCKOUT_MINUTES.
+AUTHENTICATION_BACKENDS = [
+    "docqa.accounts.backends.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("DOCQA_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("DOCQA_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not the pair
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "docqa.accounts.views.login_locked_out"
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "documents:list"
 LOGOUT_REDIRECT_URL = "login"
@@ -168,11 +188,43 @@ FILE_UPLOAD_HANDLERS = ["docqa.documents.uploads.HashingUploadHandler"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 SESSION_COOKIE_HTTPONLY = True
-CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
+# htmx sends the token from <body hx-headers>, the forms from their hidden field: no script
+# needs the cookie.
+CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# HTTPS (see the README's production section): HSTS for this many seconds (0: none), redirect
+# plain HTTP to HTTPS, and trust a proxy's header saying the request came over HTTPS
+# ("X-Forwarded-Proto" means HTTP_X_FORWARDED_PROTO: https; only behind a proxy that sets it).
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", False)
+# Health checks come over plain HTTP from inside the host or cluster.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+_proxy_ssl_header = env_str("DJANGO_PROXY_SSL_HEADER")
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
+# Content-Security-Policy (django-csp): scripts, styles, images and connections from this
+# site only, no inline code, no framing. Answers are built from untrusted documents; even
+# if a payload slipped through the sanitiser it could not run.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 CSRF_FAILURE_VIEW = "docqa.views.csrf_failure"
 
 # --- Redis -------------------------------------------------------------------------------
@@ -259,11 +311,21 @@ MOONSHOT_MAX_RETRIES = env_int("MOONSHOT_MAX_RETRIES", 4, minimum=0, maximum=20)
 
 # --- Documents -----------------------------------------------------------------------------
 DOCQA_MAX_UPLOAD_BYTES = env_int("DOCQA_MAX_UPLOAD_BYTES", 100 * 1024 * 1024, minimum=1)
+# Any other request body (forms, questions) is refused with 413 past this (docqa.bodylimit).
+DOCQA_MAX_REQUEST_BYTES = env_int("DOCQA_MAX_REQUEST_BYTES", 2 * 1024 * 1024, minimum=64 * 1024)
 DOCQA_ACCOUNT_MAX_FILES = env_int("DOCQA_ACCOUNT_MAX_FILES", 1000, minimum=1)
 DOCQA_ACCOUNT_MAX_BYTES = env_int("DOCQA_ACCOUNT_MAX_BYTES", 10 * 1024**3, minimum=1)
 # Documents in a transient state for longer than this are re-queued by the sweep.
 DOCQA_STALE_AFTER = env_int("DOCQA_STALE_AFTER", 600, minimum=10)
 DOCQA_EXTRACT_POLL_TIMEOUT = env_int("DOCQA_EXTRACT_POLL_TIMEOUT", 300, minimum=5)
+# Identical uploads by different users share one stored file and remote copy only when this is
+# on: one account file per distinct file, at the price of telling a user that someone else has
+# uploaded these bytes (see the README). Off, each user's files are their own.
+DOCQA_SHARE_FILES_ACROSS_USERS = env_bool("DOCQA_SHARE_FILES_ACROSS_USERS", False)
+# Each user's share of the account (0: no limit): documents, bytes, and upload attempts a minute.
+DOCQA_USER_MAX_FILES = env_int("DOCQA_USER_MAX_FILES", 200, minimum=0)
+DOCQA_USER_MAX_BYTES = env_int("DOCQA_USER_MAX_BYTES", 2 * 1024**3, minimum=0)
+DOCQA_USER_UPLOADS_PER_MINUTE = env_int("DOCQA_USER_UPLOADS_PER_MINUTE", 30, minimum=0)
 DOCQA_RETENTION = env_choice("DOCQA_RETENTION", RetentionPolicy.KEEP.value, tuple(RetentionPolicy.values))
 
 # --- Housekeeping (docqa.documents.housekeeping) -------------------------------------------
@@ -300,6 +362,9 @@ DOCQA_MODELS_CACHE_SECONDS = env_int("DOCQA_MODELS_CACHE_SECONDS", 300, minimum=
 DOCQA_ANSWER_STALE_AFTER = env_int("DOCQA_ANSWER_STALE_AFTER", 60, minimum=5)
 # An answer whose task never started within this long is given up.
 DOCQA_ANSWER_QUEUE_TIMEOUT = env_int("DOCQA_ANSWER_QUEUE_TIMEOUT", 900, minimum=30)
+
+# Live Server-Sent Events streams (documents' events, answers) one user may hold open (0: any).
+DOCQA_USER_MAX_STREAMS = env_int("DOCQA_USER_MAX_STREAMS", 20, minimum=0)
 
 # --- Logs and metrics (docqa.ops) ----------------------------------------------------------
 # text: one readable line per record; json: one JSON object per line (python-json-logger).

@@ -19,6 +19,7 @@ from docqa.moonshot import (
     StreamInterrupted,
 )
 from docqa.notes import note
+from docqa.ops.logs import redact
 
 _PLAIN = [
     (
@@ -40,11 +41,21 @@ _PLAIN = [
 ]
 
 
+def upstream_text(text: str) -> str:
+    """Text Moonshot (or a proxy) sent, fit to store, show or log: without the API key.
+
+    Every upstream text docqa keeps goes through here: error messages, a file's
+    `status_details`, error events inside a stream.
+    """
+    return redact(text)
+
+
 def upstream_error_note(exc: MoonshotError) -> str:
     """A stored note (see docqa.notes) explaining `exc`; it never holds the API key."""
     for kind, message in _PLAIN:
         if isinstance(exc, kind):
             return note(message)
+    detail = upstream_text(exc.message)
     if isinstance(exc, InvalidRequestError):
-        return note(N_("Moonshot could not accept the request: %(detail)s"), detail=exc.message)
-    return note(N_("Moonshot returned an error: %(detail)s"), detail=exc.message)
+        return note(N_("Moonshot could not accept the request: %(detail)s"), detail=detail)
+    return note(N_("Moonshot returned an error: %(detail)s"), detail=detail)

@@ -85,8 +85,8 @@ def document_create(
     last_used_at=None,
     **stored_fields,
 ) -> Document:
-    """A user's document over a new stored file (or the one given)."""
-    stored = stored_file or stored_file_create(**stored_fields)
+    """A user's document over a new stored file of theirs (or the one given)."""
+    stored = stored_file or stored_file_create(owner=owner, **stored_fields)
     filename = filename or f"doc{next(_counter)}.{stored.extension}"
     extra = {"last_used_at": last_used_at} if last_used_at is not None else {}
     return Document.objects.create(owner=owner, stored_file=stored, filename=filename, **extra)

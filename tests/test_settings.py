@@ -147,3 +147,60 @@ def test_the_first_admin_comes_from_the_environment(tmp_path):
         "from django.contrib.auth import authenticate; u = authenticate(username='admin', password='a-long-first-password'); print(u.is_superuser, u.email)",
     )
     assert check.stdout.split() == ["True", "admin@example.com"], check.stderr
+
+
+PRODUCTION = {
+    "DJANGO_DEBUG": "0",
+    "DJANGO_SECRET_KEY": "a-production-secret-" + "Zq7!x9@Lm#" * 5,
+    "DJANGO_ALLOWED_HOSTS": "docqa.example",
+    "DJANGO_SECURE_COOKIES": "1",
+    "DJANGO_HSTS_SECONDS": "31536000",
+    "DJANGO_HSTS_INCLUDE_SUBDOMAINS": "1",
+    "DJANGO_HSTS_PRELOAD": "1",
+    "DJANGO_SSL_REDIRECT": "1",
+    "DJANGO_PROXY_SSL_HEADER": "X-Forwarded-Proto",
+}
+
+
+def _deploy_check(**variables):
+    deployment = ("DATABASE_URL", "REDIS_URL", "PORT", "TIME_ZONE")
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if (not k.startswith(env.PREFIXES) and k not in deployment) or k == "DOCQA_VAR_DIR"
+    }
+    environ.update(variables, DJANGO_SETTINGS_MODULE="docqa.settings")
+    return subprocess.run(
+        [sys.executable, "-m", "django", "check", "--deploy", "--fail-level", "WARNING"],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=120,
+    )
+
+
+def test_check_deploy_is_clean_in_a_production_like_environment():
+    result = _deploy_check(**PRODUCTION)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "no issues" in result.stdout
+
+
+def test_check_deploy_warns_without_the_https_settings():
+    result = _deploy_check(
+        **{k: v for k, v in PRODUCTION.items() if k not in ("DJANGO_HSTS_SECONDS", "DJANGO_SSL_REDIRECT")}
+    )
+    assert result.returncode != 0 and "W004" in result.stderr and "W008" in result.stderr
+
+
+def test_the_proxy_ssl_header_setting_names_the_header():
+    code = "import django; django.setup(); from django.conf import settings; print(settings.SECURE_PROXY_SSL_HEADER)"
+    environ = {
+        **os.environ,
+        "DJANGO_PROXY_SSL_HEADER": "X-Forwarded-Proto",
+        "DJANGO_SETTINGS_MODULE": "docqa.settings",
+    }
+    environ.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=60
+    )
+    assert result.stdout.strip() == "('HTTP_X_FORWARDED_PROTO', 'https')", result.stderr

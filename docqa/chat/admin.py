@@ -17,6 +17,7 @@ class ReadOnlyInline(admin.TabularInline):
 class ConversationDocumentInline(ReadOnlyInline):
     model = ConversationDocument
     fields = ("position", "document")
+    readonly_fields = fields
 
 
 class MessageInline(ReadOnlyInline):
@@ -36,6 +37,9 @@ class MessageInline(ReadOnlyInline):
         "error",
         "content",
     )
+    # Read-only by declaration too: a viewer's formset would otherwise ask for a form field
+    # for `created_at`, which is not editable (FieldError).
+    readonly_fields = fields
     ordering = ("id",)
 
 

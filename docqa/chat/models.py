@@ -49,8 +49,11 @@ class Conversation(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("chat:detail", args=[self.pk])
 
-    def ordered_documents(self):
-        return self.documents.select_related("stored_file").order_by("conversationdocument__position")
+    def ordered_documents(self, *, with_text: bool = False):
+        """The documents in their order; their extracted text (megabytes each) only when asked for."""
+        documents = self.documents.select_related("stored_file").order_by("conversationdocument__position")
+        documents = documents.defer("stored_file__content_text")
+        return documents if with_text else documents.defer("stored_file__content_raw")
 
 
 class ConversationDocument(models.Model):

@@ -148,7 +148,7 @@ def turns_before(answer: Message) -> list[Turn]:
 def answer_prepare(*, answer: Message) -> PreparedRequest:
     """Assemble the request and fit it into the window; never returns one Moonshot would reject for length."""
     conversation = answer.conversation
-    documents = list(conversation.ordered_documents())
+    documents = list(conversation.ordered_documents(with_text=True))
     if not documents:
         raise ChatRefused(note(N_("This conversation has no documents left. Start a new one.")))
     return request_prepare(

@@ -54,7 +54,9 @@ def conversation_create(
         raise ChatRefused(_("Choose at least one document."))
     by_id = {
         d.pk: d
-        for d in Document.objects.select_related("stored_file").filter(owner=owner, pk__in=document_ids)
+        for d in Document.objects.select_related("stored_file")
+        .defer("stored_file__content_raw", "stored_file__content_text")
+        .filter(owner=owner, pk__in=document_ids)
     }
     ordered = [by_id[pk] for pk in dict.fromkeys(document_ids) if pk in by_id]
     if len(ordered) != len(set(document_ids)):

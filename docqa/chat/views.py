@@ -23,9 +23,10 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from docqa.chat import catalogue, export, selectors, services
 from docqa.chat.citations_render import CitedDocument
+from docqa.chat.forms import ConversationNewForm
 from docqa.chat.models import Conversation, Message, Role
 from docqa.chat.refusals import ChatRefused
-from docqa.documents.models import Document, Status
+from docqa.documents import selectors as document_selectors
 
 logger = logging.getLogger("docqa.chat.views")
 # Seconds a browser (or a script) is told to wait when the database is too busy to take a question.
@@ -77,15 +78,15 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def conversation_new(request: HttpRequest) -> HttpResponse:
-    documents = Document.objects.filter(owner=request.user, stored_file__status=Status.READY).select_related(
-        "stored_file"
-    )
-    selected = (
-        request.POST.getlist("documents") if request.method == "POST" else request.GET.getlist("document")
-    )
-    selected_ids = [int(value) for value in selected if value.isdigit()]
-    error = ""
+    documents = document_selectors.documents_ready_for_chat(owner=request.user)
     if request.method == "POST":
+        form = ConversationNewForm({"documents": request.POST.getlist("documents")})
+    else:
+        form = ConversationNewForm({"documents": request.GET.getlist("document")})
+    valid = form.is_valid()
+    selected_ids = form.cleaned_data.get("documents", [])
+    error = "" if valid else " ".join(form.errors.get("documents", []))
+    if request.method == "POST" and valid:
         try:
             conversation = services.conversation_create(
                 owner=request.user, document_ids=selected_ids, language=get_language() or "en"

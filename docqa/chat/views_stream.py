@@ -13,6 +13,7 @@ import time
 from asgiref.sync import sync_to_async
 from django.http import Http404, HttpRequest, StreamingHttpResponse
 
+from docqa import live_streams
 from docqa.chat import selectors, streams
 from docqa.chat.live import LiveAnswer
 from docqa.chat.models import Message, Role, State
@@ -145,7 +146,14 @@ async def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
         finally:
             await client.aclose()
 
-    response = StreamingHttpResponse(events(), content_type="text/event-stream")
+    # At most DOCQA_USER_MAX_STREAMS live streams per user, across every web process.
+    slot = await live_streams.stream_slot_take(user_id=user.pk)
+    if slot is None:
+        return live_streams.streams_full_response()
+    response = StreamingHttpResponse(
+        live_streams.stream_in_slot(user_id=user.pk, token=slot, body=events()),
+        content_type="text/event-stream",
+    )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response

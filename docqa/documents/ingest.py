@@ -24,7 +24,7 @@ from docqa.documents import tasks
 from docqa.documents.housekeeping import retention
 from docqa.documents.models import TRANSIENT_STATUSES, Status, StoredFile
 from docqa.documents.remote_copies import remote_copy_discard
-from docqa.documents.selectors import account_has_room, uploads_waiting
+from docqa.documents.selectors import account_has_room, uploads_waiting_in_fair_order
 from docqa.documents.tasks import IngestOutcome
 from docqa.documents.transitions import (
     stored_file_fail,
@@ -34,7 +34,7 @@ from docqa.documents.transitions import (
 )
 from docqa.moonshot import InvalidRequestError, MoonshotError, NotFoundError
 from docqa.notes import note
-from docqa.upstream import upstream_error_note
+from docqa.upstream import upstream_error_note, upstream_text
 
 logger = logging.getLogger("docqa.documents.ingest")
 
@@ -70,7 +70,7 @@ def stored_file_ingest(*, stored_file_id: int) -> IngestOutcome:
     )
     remote = _remote_wait_extracted(stored=stored, client=client)
     if remote.is_failed:
-        detail = remote.status_details or note(N_("no reason given"))
+        detail = upstream_text(remote.status_details) or note(N_("no reason given"))
         if stored_file_fail(
             stored_file_id=stored.pk,
             message=note(N_("Moonshot could not extract this file: %(detail)s"), detail=detail),
@@ -134,7 +134,7 @@ def _stored_file_upload(*, stored: StoredFile, client) -> StoredFile:
                 to_status=Status.QUEUED,
                 last_error=note(
                     N_("Waiting for room: Moonshot says the account is full (%(detail)s)."),
-                    detail=exc.message,
+                    detail=upstream_text(exc.message),
                 ),
                 waiting_for_room_since=timezone.now(),
             )
@@ -227,7 +227,8 @@ def documents_stale_requeue() -> int:
         tasks.document_ingest.apply_async(args=[pk])
         count += 1
     # Files waiting for room are retried each sweep: room may have appeared.
-    for pk in uploads_waiting().exclude(pk__in=list(stale)).values_list("pk", flat=True):
+    requeued = set(stale)  # the queryset's cache: the ids found before they were touched
+    for pk in [pk for pk in uploads_waiting_in_fair_order() if pk not in requeued]:
         tasks.document_ingest.apply_async(args=[pk])
         count += 1
     return count

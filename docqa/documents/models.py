@@ -24,18 +24,32 @@ TRANSIENT_STATUSES = (Status.QUEUED, Status.UPLOADING, Status.EXTRACTING)
 
 
 def stored_file_path(instance: StoredFile, filename: str) -> str:
-    return f"files/{instance.sha256[:2]}/{instance.sha256}.{instance.extension}"
+    # The upload token makes the path unique: the same bytes may be stored once per owner.
+    return (
+        f"files/{instance.sha256[:2]}/{instance.sha256}-{instance.upload_token.hex[:12]}.{instance.extension}"
+    )
 
 
 class StoredFile(models.Model):
-    """One set of bytes, kept once locally and once on Moonshot, whoever uploaded it.
+    """One set of bytes in one format, kept once locally and once on Moonshot per owner.
 
-    Identical uploads share a row (by SHA-256), so the account's 1,000-file quota holds
-    each distinct file only once. Extraction state lives here because it belongs to the
-    remote copy; documents show it.
+    A user's identical uploads share a row (same SHA-256 and extension). Other users never
+    share it: a shared row would tell a user that someone else holds these bytes, and the
+    first uploader's format would decide everyone's extraction. An install whose users trust
+    each other may share across users (DOCQA_SHARE_FILES_ACROSS_USERS): its rows have no
+    owner. Extraction state lives here because it belongs to the remote copy.
     """
 
-    sha256 = models.CharField(max_length=64, unique=True, verbose_name=_("SHA-256"))
+    # Null: shared by every user who uploads these bytes (the opt-in setting).
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="stored_files",
+        verbose_name=_("owner"),
+    )
+    sha256 = models.CharField(max_length=64, db_index=True, verbose_name=_("SHA-256"))
     size = models.BigIntegerField(verbose_name=_("size (bytes)"))
     extension = models.CharField(max_length=10, verbose_name=_("extension"))
     file = models.FileField(upload_to=stored_file_path, max_length=255, verbose_name=_("file"))
@@ -86,6 +100,18 @@ class StoredFile(models.Model):
     class Meta:
         verbose_name = _("stored file")
         verbose_name_plural = _("stored files")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "sha256", "extension"],
+                condition=models.Q(owner__isnull=False),
+                name="stored_file_unique_per_owner",
+            ),
+            models.UniqueConstraint(
+                fields=["sha256", "extension"],
+                condition=models.Q(owner__isnull=True),
+                name="stored_file_unique_shared",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.sha256[:12]}.{self.extension}"

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from docqa.chat.models import Conversation
-from docqa.documents import tasks
+from docqa.documents import quotas, tasks
 from docqa.documents.formats import SUPPORTED_FORMATS, file_extension
 from docqa.documents.housekeeping.jobs import Job, JobKind, job_create
 from docqa.documents.models import Document, Status, StoredFile
@@ -88,24 +88,58 @@ def upload_validate(*, filename: str, size: int) -> None:
 def document_upload(*, owner, uploaded_file, sha256: str) -> UploadResult:
     """Accept one uploaded file for `owner`.
 
-    The same bytes uploaded again by the same user give back their existing document;
-    uploaded by someone else they share the stored (and remote) copy.
+    The same bytes in the same format uploaded again by the same user give back their
+    existing document. Another user's identical upload never shares the stored (or remote)
+    copy unless DOCQA_SHARE_FILES_ACROSS_USERS is on, so an upload's outcome reveals nothing
+    of anyone else's files. A delete of the same stored file racing this upload makes it
+    start again with a stored file of its own.
     """
     filename = filename_clean(uploaded_file.name)
     upload_validate(filename=filename, size=uploaded_file.size)
-
-    stored = StoredFile.objects.filter(sha256=sha256).first()
-    if stored is None:
-        stored = _stored_file_create(uploaded_file=uploaded_file, sha256=sha256, filename=filename)
-    existing = Document.objects.filter(owner=owner, stored_file=stored).select_related("stored_file").first()
-    if existing is not None:
-        return UploadResult(document=existing, created=False)
     try:
-        with transaction.atomic():
-            document = Document.objects.create(owner=owner, stored_file=stored, filename=filename)
-    except IntegrityError:  # the same user's double submit raced us
-        document = Document.objects.select_related("stored_file").get(owner=owner, stored_file=stored)
-        return UploadResult(document=document, created=False)
+        quotas.upload_rate_check(owner=owner)
+    except quotas.QuotaExceeded as exc:
+        raise UploadRejected(str(exc)) from None
+    scope = None if settings.DOCQA_SHARE_FILES_ACROSS_USERS else owner
+    extension = file_extension(filename)
+    already = Document.objects.filter(
+        owner=owner, stored_file__sha256=sha256, stored_file__extension=extension
+    ).select_related("stored_file")
+    if already.exists():
+        return UploadResult(document=already.first(), created=False)
+    try:
+        quotas.upload_room_check(owner=owner, size=uploaded_file.size, filename=filename)
+    except quotas.QuotaExceeded as exc:
+        raise UploadRejected(str(exc)) from None
+    for _attempt in range(3):
+        stored = StoredFile.objects.filter(owner=scope, sha256=sha256, extension=extension).first()
+        if stored is None:
+            stored = _stored_file_create(
+                uploaded_file=uploaded_file, sha256=sha256, extension=extension, scope=scope
+            )
+            if stored is None:
+                continue
+        try:
+            with transaction.atomic():
+                # Locked, so a delete of its last document cannot remove it under us.
+                if not StoredFile.objects.select_for_update().filter(pk=stored.pk).exists():
+                    continue
+                existing = (
+                    Document.objects.filter(owner=owner, stored_file=stored)
+                    .select_related("stored_file")
+                    .first()
+                )
+                if existing is not None:
+                    return UploadResult(document=existing, created=False)
+                document = Document.objects.create(owner=owner, stored_file=stored, filename=filename)
+        except IntegrityError:  # a double submit, or a delete of the stored file, raced us
+            continue
+        break
+    else:
+        raise UploadRejected(
+            _("“%(name)s” could not be stored because it changed at the same moment. Please upload it again.")
+            % {"name": filename}
+        )
     if stored.status == Status.FAILED:
         # Uploading the bytes again is the natural way to try again.
         stored_file_retry(stored_file=stored)
@@ -114,24 +148,30 @@ def document_upload(*, owner, uploaded_file, sha256: str) -> UploadResult:
     return UploadResult(document=document, created=True)
 
 
-def _stored_file_create(*, uploaded_file, sha256: str, filename: str) -> StoredFile:
-    stored = StoredFile(sha256=sha256, size=uploaded_file.size, extension=file_extension(filename))
-    # Move the temporary file into place rather than copying it through Python.
-    target_name = stored.file.field.generate_filename(stored, filename)
-    target = Path(settings.MEDIA_ROOT) / target_name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if hasattr(uploaded_file, "temporary_file_path"):
-        shutil.move(uploaded_file.temporary_file_path(), target)
-    else:
-        with open(target, "wb") as out:
-            for chunk in uploaded_file.chunks():
-                out.write(chunk)
+def _stored_file_create(*, uploaded_file, sha256: str, extension: str, scope) -> StoredFile | None:
+    """A new stored file holding the upload's bytes; the existing one if the same upload won
+    a race, None if that one is already gone again (the caller tries afresh)."""
+    stored = StoredFile(owner=scope, sha256=sha256, size=uploaded_file.size, extension=extension)
+    target_name = stored.file.field.generate_filename(stored, f"upload.{extension}")
     stored.file.name = target_name
     try:
         with transaction.atomic():
             stored.save()
-    except IntegrityError:  # someone uploaded the same bytes at the same moment
-        return StoredFile.objects.get(sha256=sha256)
+    except IntegrityError:  # the same bytes arrived for the same scope at the same moment
+        return StoredFile.objects.filter(owner=scope, sha256=sha256, extension=extension).first()
+    # Move the temporary file into place rather than copying it through Python.
+    target = Path(settings.MEDIA_ROOT) / target_name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if hasattr(uploaded_file, "temporary_file_path"):
+            shutil.move(uploaded_file.temporary_file_path(), target)
+        else:
+            with open(target, "wb") as out:
+                for chunk in uploaded_file.chunks():
+                    out.write(chunk)
+    except BaseException:
+        stored.delete()
+        raise
     _ingest_later(stored.pk)
     return stored
 

@@ -7,6 +7,8 @@ import hashlib
 from django.conf import settings
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
 
+MAX_EXTENSION_CHARS = 20
+
 
 class HashingUploadHandler(TemporaryFileUploadHandler):
     """Writes each file to a temporary file, hashing it on the way (constant memory).
@@ -19,8 +21,13 @@ class HashingUploadHandler(TemporaryFileUploadHandler):
         super().__init__(request)
         self.too_large: list[str] = []
 
-    def new_file(self, *args, **kwargs):
-        super().new_file(*args, **kwargs)
+    def new_file(self, field_name, file_name, *args, **kwargs):
+        # The temporary file's name ends with the upload's extension: a 250-character one
+        # would fail the OS (ENAMETOOLONG). Such a name is refused by validation anyway.
+        stem, dot, extension = file_name.rpartition(".")
+        if dot and len(extension) > MAX_EXTENSION_CHARS:
+            file_name = f"{stem[:100]}.{extension[:MAX_EXTENSION_CHARS]}"
+        super().new_file(field_name, file_name, *args, **kwargs)
         self._sha256 = hashlib.sha256()
         self._received = 0
 

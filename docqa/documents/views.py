@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from django.conf import settings
 from django.contrib import messages
@@ -11,11 +12,14 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.html import escape
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from docqa import live_streams
 from docqa.chat.catalogue import document_fit, models_available
 from docqa.chat.citations_render import document_marked_html, mark_parse
 from docqa.documents import selectors, services
@@ -25,6 +29,7 @@ from docqa.documents.uploads import HashingUploadHandler
 from docqa.events import events_listen
 
 TEXT_PAGE_CHARS = 20_000
+EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
 
 
 def _owned_document(request: HttpRequest, pk: int) -> Document:
@@ -116,13 +121,12 @@ def document_detail(request: HttpRequest, pk: int) -> HttpResponse:
             response["HX-Refresh"] = "true"  # the text has arrived: show the whole page
         return response
     services.documents_mark_used(document_ids=[document.pk])  # evict releases the least recently used
-    text = document.stored_file.content_text
-    pages = Paginator(
-        [text[i : i + TEXT_PAGE_CHARS] for i in range(0, len(text), TEXT_PAGE_CHARS)] or [""], 1
-    )
+    # One page of the text is read from the database, never the whole of it.
+    text_pages = selectors.TextPages(stored_file_id=document.stored_file_id, size=TEXT_PAGE_CHARS)
+    pages = Paginator(text_pages, 1)
     # A citation opens the page holding its passage, marked (`?mark=start-end`, offsets in
     # the whole text; a passage running past the page's end is marked up to it).
-    span = mark_parse(request.GET.get("mark", ""), len(text))
+    span = mark_parse(request.GET.get("mark", ""), text_pages.length)
     marked = None
     if span:
         page = pages.get_page(span[0] // TEXT_PAGE_CHARS + 1)
@@ -133,8 +137,8 @@ def document_detail(request: HttpRequest, pk: int) -> HttpResponse:
         marked = mark_safe(html)  # noqa: S308 - escaped there, and the name here
     else:
         page = pages.get_page(request.GET.get("page"))
-    # Moonshot's text names the file as uploaded (docqa-<token>.png, a neutral name shared by
-    # everyone with these bytes); the page shows the user's own name instead.
+    # Moonshot's text names the file as uploaded (docqa-<token>.png, a neutral name); the page
+    # shows the user's own name instead.
     shown = page.object_list[0].replace(document.stored_file.remote_filename, document.filename)
     return render(
         request,
@@ -152,7 +156,12 @@ def document_retry(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         document.stored_file.refresh_from_db()
         return render(request, "documents/list.html#document_row", {"document": document})
-    return redirect(request.POST.get("next") or "documents:list")
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = reverse("documents:list")  # never off-site: no open redirect
+    return redirect(next_url)
 
 
 @login_required
@@ -175,7 +184,10 @@ async def document_events(request: HttpRequest) -> StreamingHttpResponse:
     user = await request.auser()
     if not user.is_authenticated:
         raise PermissionDenied
-    last_id = request.headers.get("Last-Event-ID") or "$"
+    # A Redis Stream id ("1700000000000-0"); anything else is ignored, as if there were none.
+    last_id = request.headers.get("Last-Event-ID", "")
+    if not EVENT_ID.fullmatch(last_id):
+        last_id = "$"
 
     async def stream():
         yield "retry: 2000\n\n"
@@ -189,7 +201,13 @@ async def document_events(request: HttpRequest) -> StreamingHttpResponse:
         except asyncio.CancelledError:
             raise
 
-    response = StreamingHttpResponse(stream(), content_type="text/event-stream")
+    slot = await live_streams.stream_slot_take(user_id=user.pk)
+    if slot is None:
+        return live_streams.streams_full_response()
+    response = StreamingHttpResponse(
+        live_streams.stream_in_slot(user_id=user.pk, token=slot, body=stream()),
+        content_type="text/event-stream",
+    )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response

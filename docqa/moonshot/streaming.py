@@ -55,7 +55,7 @@ def stream_chunks(
             first_batch = next(batches, None)
             if first_batch is None:
                 raise StreamInterrupted("Stream ended before its first event")
-            error = _event_error(first_batch[0])
+            error = _event_error(transport, first_batch[0])
             if error is not None:
                 raise error
             break
@@ -97,7 +97,8 @@ def stream_chunks(
                 except ValueError:
                     raise interrupted("Stream sent an event that is not JSON") from None
                 if isinstance(data, dict) and "error" in data:
-                    error = error_for_event(data["error"])
+                    # Whatever the event echoes (the key, say) is redacted like an HTTP error body.
+                    error = error_for_event(json.loads(transport.redact(event.data))["error"])
                     raise interrupted(f"Stream stopped with an error: {error}") from None
                 chunk = ChatChunk.from_api(data if isinstance(data, dict) else {})
                 content.append(chunk.content)
@@ -150,7 +151,7 @@ def _events(
         yield events
 
 
-def _event_error(event: SSEEvent) -> MoonshotError | None:
+def _event_error(transport: Transport, event: SSEEvent) -> MoonshotError | None:
     """The typed error when an event is `{"error": {...}}` instead of a chunk."""
     if '"error"' not in event.data:
         return None
@@ -159,5 +160,5 @@ def _event_error(event: SSEEvent) -> MoonshotError | None:
     except ValueError:
         return None
     if isinstance(data, dict) and "error" in data:
-        return error_for_event(data["error"])
+        return error_for_event(json.loads(transport.redact(event.data))["error"])
     return None

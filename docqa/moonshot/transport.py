@@ -36,6 +36,7 @@ from docqa.moonshot.errors import (
     RateLimitError,
     error_for_response,
 )
+from docqa.moonshot.redaction import secrets_redact
 
 # The client's logger since before the split: operators' log filters name it.
 logger = logging.getLogger("docqa.moonshot.client")
@@ -247,9 +248,7 @@ class Transport:
     def redact(self, text: str) -> str:
         """`text` without the API key: servers and proxies sometimes echo the header they
         rejected."""
-        if self._api_key and len(self._api_key) >= 4:
-            return text.replace(self._api_key, "***")
-        return text
+        return secrets_redact(text, api_key=self._api_key, replacement="***")
 
     def json(self, response: requests.Response) -> dict[str, Any]:
         """The response's JSON object, or a `MoonshotError` quoting (redacted) what came instead."""

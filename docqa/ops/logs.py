@@ -11,7 +11,6 @@ arguments and any traceback. `DOCQA_LOG_FORMAT` picks `TextFormatter` or `JsonFo
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -20,16 +19,14 @@ from django.conf import settings
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
+from docqa.moonshot.redaction import secrets_redact
+
 # Contextvars follow a request from the event loop into the handler's thread (asgiref copies
 # the context), and stay in the thread that runs a Celery task.
 _request_id: ContextVar[str | None] = ContextVar("docqa_request_id", default=None)
 _task_id: ContextVar[str | None] = ContextVar("docqa_task_id", default=None)
 _answer_id: ContextVar[int | str | None] = ContextVar("docqa_answer_id", default=None)
 _FIELDS = (("request_id", _request_id), ("task_id", _task_id), ("answer_id", _answer_id))
-
-REDACTED = "[redacted]"
-# Moonshot's keys (and OpenAI-style ones) start with "sk-".
-_KEY_SHAPED = re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}")
 
 
 @contextmanager
@@ -82,10 +79,9 @@ class LogContextFilter(logging.Filter):
 
 
 def redact(text: str) -> str:
+    """`text` without the configured Moonshot key (or anything shaped like a key)."""
     key = getattr(settings, "MOONSHOT_API_KEY", "") if settings.configured else ""
-    if key and len(key) >= 4:
-        text = text.replace(key, REDACTED)
-    return _KEY_SHAPED.sub(REDACTED, text)
+    return secrets_redact(text, api_key=key)
 
 
 class SecretRedactingFilter(logging.Filter):

@@ -48,6 +48,10 @@ class Case:
     settings: dict = field(default_factory=dict)
     # Follow a redirect and read the page it leads to (messages are shown there).
     follow: bool = False
+    # Extra request headers (Django's META names, e.g. HTTP_LAST_EVENT_ID).
+    headers: dict = field(default_factory=dict)
+    # Where a redirect must lead (the first response's Location), when it matters.
+    location: str = ""
 
 
 def _foreign(method: str, path: str, what: str) -> Case:
@@ -316,7 +320,7 @@ CASES: list[Case] = [
         "/chat/new/",
         data={"documents": ["x", "1e9", "' OR 1=1"]},
         status=(400,),
-        says=("Choose at least one document",),
+        says=("is not a valid document id",),
     ),
     Case(
         "start a chat with a document still extracting",
@@ -420,5 +424,88 @@ CASES: list[Case] = [
         says=('<mark id="cite"',),
     ),
     Case("XSS file name is inert on the list", "get", "/documents/", status=(200,)),
+    # --- issue 11: one install, many users ------------------------------------------------------------
+    Case(
+        "upload a name with a 250-character extension",
+        "post",
+        "/documents/upload/",
+        xhr=True,
+        files=(("a." + "x" * 250, b"long extension"),),
+        status=(400,),
+        says=("files are not supported",),
+    ),
+    Case(
+        "start a chat with a 40-digit document id",
+        "post",
+        "/chat/new/",
+        data={"documents": ["1" * 40]},
+        status=(400,),
+        says=("is not a valid document id",),
+    ),
+    Case(
+        "listen to document events with a malformed Last-Event-ID",
+        "get",
+        "/documents/events/",
+        headers={"HTTP_LAST_EVENT_ID": "not-an-id; DROP"},
+        status=(200,),
+        says=("retry:",),
+    ),
+    Case(
+        "retry with an off-site next",
+        "post",
+        "/documents/{pending}/retry/",
+        data={"next": "https://evil.example/"},
+        status=(302,),
+        location="/documents/",
+    ),
+    Case(
+        "retry with a scheme-relative next",
+        "post",
+        "/documents/{pending}/retry/",
+        data={"next": "//evil.example/x"},
+        status=(302,),
+        location="/documents/",
+    ),
+    Case(
+        "upload past the per-user document limit",
+        "post",
+        "/documents/upload/",
+        xhr=True,
+        files=(("one-more.txt", b"one more"),),
+        settings={"DOCQA_USER_MAX_FILES": 3},
+        status=(400,),
+        says=("already have 3 documents",),
+    ),
+    Case(
+        "upload past the per-user byte limit",
+        "post",
+        "/documents/upload/",
+        xhr=True,
+        files=(("big.txt", b"x" * 4096),),
+        settings={"DOCQA_USER_MAX_BYTES": 1024},
+        status=(400,),
+        says=("the most one user may keep",),
+    ),
+    Case(
+        "upload faster than the per-minute limit",
+        "post",
+        "/documents/upload/",
+        xhr=True,
+        files=(("first.txt", b"first"), ("second.txt", b"second")),
+        settings={"DOCQA_USER_UPLOADS_PER_MINUTE": 1},
+        status=(200,),
+        says=("faster than 1 files a minute",),
+    ),
+    Case(
+        "mallory uploads bytes alice has: nothing says so",
+        "post",
+        "/documents/upload/",
+        who="mallory",
+        xhr=True,
+        files=(("guess.txt", b"ALICE-BYTES"),),
+        status=(200,),
+        says=("Queued",),
+        never=("Ready", "already uploaded"),
+    ),
     Case("XSS in a document's text is inert on its page", "get", "/documents/{doc}/", status=(200,)),
 ]

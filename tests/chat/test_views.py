@@ -312,3 +312,12 @@ def test_ask_on_a_saturated_database_says_busy_and_keeps_the_question(
     if htmx:
         assert response["HX-Retarget"] == "#ask-form"
     assert not Message.objects.exists()
+
+
+def test_new_refuses_an_id_too_large_to_be_one_with_a_clear_message(client, user, make_document):
+    make_document(user, "a.pdf")
+    client.force_login(user)
+    response = client.post(reverse("chat:new"), {"documents": ["1" * 40]})
+    assert response.status_code == 400 and "is not a valid document id" in response.content.decode()
+    assert client.get(reverse("chat:new") + "?document=" + "9" * 40).status_code == 400
+    assert not Conversation.objects.exists()

@@ -57,7 +57,10 @@ def test_upload_reaches_ready_with_text_tokens_and_remote_id(celery_worker, user
     )
 
 
-def test_identical_bytes_from_two_users_are_uploaded_once(celery_worker, user, other_user, emu):
+def test_identical_bytes_from_two_users_are_uploaded_once_when_shared(
+    celery_worker, user, other_user, emu, settings
+):
+    settings.DOCQA_SHARE_FILES_ACROSS_USERS = True  # the opt-in; by default each has a copy
     data = docx_bytes("Shared memo\nLine two")
     mine = _upload(user, "memo.docx", data)
     theirs = _upload(other_user, "their-copy.docx", data)
@@ -156,7 +159,8 @@ def test_full_account_waits_with_a_reason(celery_worker, user, settings):
     assert resumed.status == Status.READY and not resumed.is_waiting_for_room
 
 
-def test_deleting_the_last_document_deletes_the_remote_copy(celery_worker, user, other_user):
+def test_deleting_the_last_document_deletes_the_remote_copy(celery_worker, user, other_user, settings):
+    settings.DOCQA_SHARE_FILES_ACROSS_USERS = True
     mine = _upload(user, "d.txt", b"delete me")
     theirs = _upload(other_user, "d2.txt", b"delete me")
     stored = wait_for(lambda: _settled(mine.stored_file_id), message="ready")

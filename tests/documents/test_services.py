@@ -62,7 +62,7 @@ def _upload(owner, name="notes.txt", data=b"hello world"):
 
 
 @pytest.mark.django_db
-def test_same_bytes_reuse_the_document_and_share_the_stored_file(
+def test_same_bytes_are_shared_within_one_users_documents_only(
     user, other_user, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks() as callbacks:
@@ -71,13 +71,45 @@ def test_same_bytes_reuse_the_document_and_share_the_stored_file(
         theirs = _upload(other_user, name="theirs.txt")
     assert first.created and not again.created and theirs.created
     assert again.document.pk == first.document.pk
-    assert theirs.document.stored_file_id == first.document.stored_file_id
-    assert StoredFile.objects.count() == 1
-    assert len(callbacks) == 1  # one ingest for one set of bytes
+    # Another user's identical upload has its own stored file (and remote copy): nothing in
+    # the outcome says that someone else holds these bytes.
+    assert theirs.document.stored_file_id != first.document.stored_file_id
+    assert theirs.document.status == first.document.status == Status.QUEUED
+    assert StoredFile.objects.count() == 2
+    assert first.document.stored_file.file.name != theirs.document.stored_file.file.name
+    assert len(callbacks) == 2
+
+
+@pytest.mark.django_db
+def test_a_ready_copy_elsewhere_does_not_make_an_upload_ready(user, other_user):
+    factories.document_create(owner=other_user, sha256=hashlib.sha256(b"Door PIN: 4711").hexdigest())
+    result = _upload(user, name="guess.txt", data=b"Door PIN: 4711")
+    assert result.created and result.document.status == Status.QUEUED
+    assert result.document.stored_file.owner == user
+
+
+@pytest.mark.django_db
+def test_the_same_bytes_in_another_format_are_another_stored_file(user, other_user):
+    pdf_bytes = b"%PDF-1.3 not really"
+    as_png = _upload(other_user, name="poison.png", data=pdf_bytes).document
+    as_txt = _upload(user, name="mine.txt", data=pdf_bytes).document
+    as_md = _upload(user, name="mine.md", data=pdf_bytes).document
+    assert len({as_png.stored_file_id, as_txt.stored_file_id, as_md.stored_file_id}) == 3
+    assert as_md.stored_file.extension == "md"
+
+
+@pytest.mark.django_db
+def test_sharing_across_users_is_an_opt_in(user, other_user, settings):
+    settings.DOCQA_SHARE_FILES_ACROSS_USERS = True
+    mine = _upload(user).document
+    theirs = _upload(other_user, name="theirs.txt").document
+    assert theirs.stored_file_id == mine.stored_file_id
+    assert mine.stored_file.owner is None
 
 
 @pytest.mark.django_db
 def test_delete_keeps_stored_file_while_another_document_uses_it(user, other_user, settings):
+    settings.DOCQA_SHARE_FILES_ACROSS_USERS = True
     mine = _upload(user).document
     theirs = _upload(other_user).document
     path = settings.MEDIA_ROOT / mine.stored_file.file.name
@@ -87,6 +119,14 @@ def test_delete_keeps_stored_file_while_another_document_uses_it(user, other_use
     services.document_delete(document=theirs)
     assert not StoredFile.objects.exists()
     assert not path.exists()
+
+
+@pytest.mark.django_db
+def test_deleting_one_users_copy_leaves_the_others_bytes(user, other_user, settings):
+    mine = _upload(user).document
+    theirs = _upload(other_user).document
+    services.document_delete(document=mine)
+    assert (settings.MEDIA_ROOT / theirs.stored_file.file.name).exists()
 
 
 @pytest.mark.django_db

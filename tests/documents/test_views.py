@@ -1,11 +1,14 @@
 import hashlib
+import tracemalloc
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from docqa.documents import services, transitions
-from docqa.documents.models import Document, StoredFile
+from docqa.documents.models import Document, Status, StoredFile
+from tests import factories
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -113,7 +116,11 @@ def test_detail_shows_text_escaped_and_paginated(auth_client, user):
     )
     html = auth_client.get(document.get_absolute_url()).content.decode()
     assert "&lt;b&gt;bold?&lt;/b&gt;" in html and "<b>bold?</b>" not in html
-    assert "Page 1 of 3" in html and "1,234" in html and "cqabc" in html
+    assert "Page 1 of 3" in html and "1,234" in html
+    assert "cqabc" not in html  # the remote file id is for staff only
+    user.is_staff = True
+    user.save()
+    assert "cqabc" in auth_client.get(document.get_absolute_url()).content.decode()
     assert "Page 3 of 3" in auth_client.get(document.get_absolute_url() + "?page=3").content.decode()
 
 
@@ -225,3 +232,132 @@ def test_error_pages_speak_plainly(auth_client, user):
     client.force_login(user)
     refused = client.post(reverse("documents:upload"))
     assert refused.status_code == 403 and "Reload the page and try again" in refused.content.decode()
+
+
+def _peak_bytes(fetch) -> int:
+    tracemalloc.start()
+    try:
+        response = fetch()
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 200
+    return peak
+
+
+def test_pages_never_load_texts_they_do_not_show(auth_client, user):
+    """3 documents of 5 MB text (and 5 MB raw) each: no page view holds more than a page of it."""
+    documents = [
+        factories.document_create(owner=user, text=f"{n}" + "x" * 5_000_000, content_raw="r" * 5_000_000)
+        for n in range(3)
+    ]
+    transient = factories.document_create(owner=user, status=Status.EXTRACTING)
+    StoredFile.objects.filter(pk=transient.stored_file_id).update(
+        content_text="t" * 5_000_000, content_raw="t" * 5_000_000
+    )
+    pages = [
+        reverse("documents:list"),
+        reverse("documents:row", args=[documents[0].pk]),
+        reverse("documents:row", args=[transient.pk]),
+        documents[1].get_absolute_url(),
+        documents[1].get_absolute_url() + "?page=200",
+        reverse("chat:new") + f"?document={documents[2].pk}",
+    ]
+    for url in pages:
+        peak = _peak_bytes(lambda url=url: auth_client.get(url))
+        assert peak < 2_000_000, f"{url} held {peak:,} bytes"
+    html = auth_client.get(documents[1].get_absolute_url() + "?page=2").content.decode()
+    assert "Page 2 of 251" in html and "x" * 1000 in html
+
+
+def test_an_extension_of_250_characters_is_refused_not_a_server_error(auth_client):
+    response = _post_upload(auth_client, SimpleUploadedFile("a." + "x" * 250, b"data"))
+    html = response.content.decode()
+    assert response.status_code == 400 and ("not supported" in html or "format is unknown" in html)
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example"])
+def test_retry_never_redirects_off_site(auth_client, user, target):
+    document = _document_for(user)
+    transitions.stored_file_fail(stored_file_id=document.stored_file_id, message="x")
+    response = auth_client.post(reverse("documents:retry", args=[document.pk]), {"next": target})
+    assert response.status_code == 302 and response["Location"] == reverse("documents:list")
+    local = auth_client.post(
+        reverse("documents:retry", args=[document.pk]), {"next": document.get_absolute_url()}
+    )
+    assert local["Location"] == document.get_absolute_url()
+
+
+def test_upload_racing_the_same_users_delete_ends_cleanly(transactional_db, user):
+    """One thread uploads the same bytes again and again while another deletes them."""
+    import threading
+
+    data = b"racing bytes"
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def deleter():
+        try:
+            while not stop.is_set():
+                for document in Document.objects.filter(owner=user):
+                    services.document_delete(document=document)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            from django.db import connection
+
+            connection.close()
+
+    thread = threading.Thread(target=deleter)
+    thread.start()
+    outcomes = []
+    try:
+        for _ in range(60):
+            try:
+                outcomes.append(_document_for(user, data=data))
+            except services.UploadRejected as exc:
+                outcomes.append(str(exc))
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors, errors
+    assert len(outcomes) == 60
+
+
+def test_upstream_text_never_shows_the_key(auth_client, user, settings, admin_client):
+    """A status detail Moonshot echoed (stored before redaction covered it) shows no key."""
+    from docqa.notes import note
+
+    key = settings.MOONSHOT_API_KEY
+    document = _document_for(user)
+    leaked = note("Moonshot could not extract this file: %(detail)s", detail=f"bad {key} sk-abcdefghijkl")
+    transitions.stored_file_fail(stored_file_id=document.stored_file_id, message=leaked)
+    pages = [
+        auth_client.get(reverse("documents:list")),
+        auth_client.get(document.get_absolute_url()),
+        admin_client.get(reverse("admin:documents_storedfile_change", args=[document.stored_file_id])),
+        admin_client.get(reverse("admin:documents_document_change", args=[document.pk])),
+    ]
+    for response in pages:
+        html = response.content.decode()
+        assert response.status_code == 200 and "could not extract" in html
+        assert key not in html and "sk-abcdefghijkl" not in html
+
+
+def test_a_failed_extraction_stores_its_details_redacted(celery_worker, emu, user, settings):
+    key = settings.MOONSHOT_API_KEY
+    emu.control.add_fault(
+        method="POST",
+        path="/v1/files",
+        kind="extract_error",
+        message=f"proxy says {key} sk-abcdefghijkl",
+        count=1,
+    )
+    document = _document_for(user, data=b"will fail", name="fail.txt")
+    wait_for(
+        lambda: StoredFile.objects.get(pk=document.stored_file_id).status == Status.FAILED,
+        message="extraction failed",
+    )
+    stored = StoredFile.objects.get(pk=document.stored_file_id)
+    assert "proxy says" in stored.last_error
+    assert key not in stored.last_error and "sk-abcdefghijkl" not in stored.last_error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 
@@ -9,7 +10,7 @@ import pytest
 
 from docqa.moonshot import AuthenticationError, MoonshotError, StreamInterrupted
 from tests.moonshot.conftest import API_KEY
-from tests.moonshot.rawserver import send_response
+from tests.moonshot.rawserver import chunk_event, end_chunked, send_chunk, send_response, start_event_stream
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -103,3 +104,23 @@ def test_no_key_in_any_log_line_or_error_across_failures(emu, make_client, caplo
 def test_stream_interrupted_str_is_short():
     error = StreamInterrupted("Stream broke", partial_content="x" * 10_000)
     assert str(error) == "Stream broke"
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["first-event", "mid-stream"])
+def test_key_echoed_in_a_stream_error_event_is_redacted(raw_server, make_client, first):
+    error = json.dumps(
+        {"error": {"message": f"bad key {API_KEY} and sk-abcdefghijklmnop", "type": "server_error"}}
+    )
+
+    def handler(request, conn):
+        start_event_stream(conn)
+        if not first:
+            send_chunk(conn, chunk_event("Hel"))
+        send_chunk(conn, f"data: {error}\n\n".encode())
+        end_chunked(conn)
+
+    client = make_client(raw_server(handler).base_url, max_retries=0)
+    with pytest.raises(MoonshotError) as caught:
+        list(client.chat_completion_stream(model="m", messages=[{"role": "user", "content": "hi"}]))
+    text = str(caught.value) + repr(caught.value) + str(getattr(caught.value, "message", ""))
+    assert API_KEY not in text and "sk-abcdefghijklmnop" not in text

@@ -17,6 +17,7 @@ from docqa.documents.housekeeping.remote import (
     stored_files_missing_marked,
 )
 from docqa.documents.housekeeping.snapshot import snapshot_files, snapshot_get
+from docqa.documents.quotas import usage_per_user
 from docqa.documents.selectors import uploads_waiting
 
 
@@ -35,6 +36,9 @@ class AccountOverview:
     policy: RetentionPolicy
     grace_seconds: int
     counts: dict[str, int]
+    usage: list[dict]
+    user_max_files: int
+    user_max_bytes: int
 
     @property
     def files_percent(self) -> float:
@@ -102,4 +106,7 @@ def account_overview() -> AccountOverview:
         policy=RetentionPolicy(settings.DOCQA_RETENTION),
         grace_seconds=settings.DOCQA_ORPHAN_GRACE,
         counts=counts,
+        usage=usage_per_user(),
+        user_max_files=settings.DOCQA_USER_MAX_FILES,
+        user_max_bytes=settings.DOCQA_USER_MAX_BYTES,
     )

@@ -29,7 +29,7 @@ from docqa.documents.housekeeping.jobs import Progress
 from docqa.documents.housekeeping.snapshot import snapshot_forget
 from docqa.documents.models import Status, StoredFile
 from docqa.documents.remote_copies import remote_copy_forget, remote_file_delete, remote_file_delete_later
-from docqa.documents.selectors import account_usage, uploads_waiting
+from docqa.documents.selectors import account_usage, uploads_waiting, uploads_waiting_in_fair_order
 from docqa.locks import lease_held
 from docqa.moonshot import MoonshotError
 from docqa.notes import note
@@ -65,8 +65,9 @@ def account_full_reported() -> None:
 
 
 def uploads_waiting_resume() -> int:
-    """Enqueue the ingest of every upload waiting for room (room has just been made)."""
-    ids = list(uploads_waiting().values_list("pk", flat=True))
+    """Enqueue the ingest of every upload waiting for room (room has just been made), users
+    taking turns (see `uploads_waiting_in_fair_order`)."""
+    ids = uploads_waiting_in_fair_order()
     for pk in ids:
         transaction.on_commit(lambda pk=pk: tasks.document_ingest.delay(pk))
     return len(ids)

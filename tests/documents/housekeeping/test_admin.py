@@ -202,3 +202,18 @@ def test_admin_columns_filters_and_fields_are_translated(client, staff, user, li
             "Remote filename",
         ):
             assert f">{english}<" not in page, (url, english)
+
+
+def test_account_page_shows_usage_per_user(client, staff, make_user):
+    heavy, light = make_user("heavy"), make_user("light")
+    for _ in range(3):
+        factories.document_create(owner=heavy, with_file=False, size=10 * 1024**2, remote_id="r")
+    factories.document_create(
+        owner=light, with_file=False, status=Status.QUEUED, size=1024, waiting_for_room_since=timezone.now()
+    )
+    client.force_login(staff)
+    html = client.get(reverse(ACCOUNT)).content.decode().replace("\xa0", " ")
+    table = html.split('id="moonshot-usage"', 1)[1].split("</table>", 1)[0]
+    assert table.index("heavy") < table.index("light")
+    assert "<td>heavy</td><td>3</td><td>30.0 MB</td><td>3</td><td>0</td>" in table
+    assert "<td>light</td><td>1</td><td>1.0 KB</td><td>0</td><td>1</td>" in table
