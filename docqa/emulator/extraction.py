@@ -31,6 +31,23 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # Legacy binaries are scanned for printable runs; cap the scan so a huge file stays cheap.
 _LEGACY_SCAN_BYTES = 64 * 1024 * 1024
 _LEGACY_MIN_CHARS = 20
+# Zip-based formats (.docx .xlsx .pptx .epub) are measured from their entries before a byte
+# is inflated: a zip bomb (a few hundred KB that unpack to gigabytes) is refused, not read.
+ZIP_MAX_UNPACKED_BYTES = 200_000_000
+ZIP_MAX_RATIO = 100  # unpacked / packed, for archives that unpack to more than...
+ZIP_RATIO_FLOOR_BYTES = 20_000_000  # ...this, so tiny, very compressible files still pass
+ZIP_MAX_ENTRIES = 10_000
+# Extracted text past this is cut (and said so): no model window holds more.
+MAX_CONTENT_CHARS = 5_000_000
+_ZIP_KINDS = {
+    ".docx": "Word (.docx)",
+    ".xlsx": "Excel (.xlsx)",
+    ".pptx": "PowerPoint (.pptx)",
+    ".epub": "EPUB",
+}
+_ZIP_EXTENSIONS = frozenset(_ZIP_KINDS)
+# Absolute paths, and the emulator's relative data paths, never reach a user.
+_PATH = re.compile(r"(?<![\w./\\])(?:[A-Za-z]:[\\/]|/|(?:var|tmp)/)[^\s'\"()<>]*")
 
 
 class ExtractionError(Exception):
@@ -48,9 +65,51 @@ class Extraction:
     details: str = ""
 
 
+def paths_hidden(text: str) -> str:
+    """`text` with any file system path replaced by "the file"."""
+    return _PATH.sub("the file", text)
+
+
 def extract(path: Path, filename: str) -> Extraction:
-    """Extract the text of the file at `path`, whose original name is `filename`."""
+    """Extract the text of the file at `path`, whose original name is `filename`.
+
+    The text is cut at `MAX_CONTENT_CHARS`, with a word about it in `details`.
+    """
+    extraction = _extract(path, filename)
+    if len(extraction.content) <= MAX_CONTENT_CHARS:
+        return extraction
+    note = f"the text was cut at {MAX_CONTENT_CHARS:,} characters of {len(extraction.content):,}"
+    details = f"{extraction.details}; {note}" if extraction.details else note
+    return Extraction(
+        extraction.content[:MAX_CONTENT_CHARS], extraction.file_type, title=extraction.title, details=details
+    )
+
+
+def zip_bounds_check(path: Path, kind: str) -> None:
+    """Refuse a zip container whose entries unpack to too much, judged from its directory."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError):
+        return  # not a zip at all: the reader says so in its own words
+    if len(entries) > ZIP_MAX_ENTRIES:
+        raise ExtractionError(f"file is not a plausible {kind} file: it holds {len(entries):,} parts")
+    unpacked = sum(entry.file_size for entry in entries)
+    packed = max(1, path.stat().st_size)
+    if unpacked > ZIP_MAX_UNPACKED_BYTES or (
+        unpacked > ZIP_RATIO_FLOOR_BYTES and unpacked > ZIP_MAX_RATIO * packed
+    ):
+        raise ExtractionError(
+            f"file unpacks to too much: this {kind} file of {packed:,} bytes would expand to "
+            f"{unpacked:,} bytes (at most {ZIP_MAX_UNPACKED_BYTES:,}, or {ZIP_MAX_RATIO}× its size); "
+            "it looks like a zip bomb and was not read"
+        )
+
+
+def _extract(path: Path, filename: str) -> Extraction:
     extension = extension_of(filename)
+    if extension in _ZIP_EXTENSIONS:
+        zip_bounds_check(path, _ZIP_KINDS[extension])
     file_type = media_type_of(filename)
     if extension in TEXT_EXTENSIONS or extension == ".jsonl":
         text, details = _text_decode(path.read_bytes())
@@ -397,5 +456,5 @@ def _image(path: Path, filename: str, extension: str, file_type: str) -> Extract
 
 
 def _short(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
+    text = paths_hidden(str(exc).strip()) or type(exc).__name__
     return text if len(text) <= 160 else text[:157] + "..."
