@@ -12,7 +12,6 @@ import posixpath
 import re
 import zipfile
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -24,6 +23,15 @@ from docqa.emulator.formats import (
     extension_of,
     media_type_of,
 )
+from docqa.emulator.guard import (
+    ZIP_EXTENSIONS,
+    ZIP_KINDS,
+    ExtractionError,
+    content_capped,
+    paths_hidden,
+    zip_bounds_check,
+)
+from docqa.emulator.text import html_to_text, text_decode
 
 # A zip or OLE container that is not what its .docx/.xlsx/.pptx name says is most often a
 # password-protected Office file: Office wraps encrypted OOXML in an OLE compound file.
@@ -31,27 +39,6 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # Legacy binaries are scanned for printable runs; cap the scan so a huge file stays cheap.
 _LEGACY_SCAN_BYTES = 64 * 1024 * 1024
 _LEGACY_MIN_CHARS = 20
-# Zip-based formats (.docx .xlsx .pptx .epub) are measured from their entries before a byte
-# is inflated: a zip bomb (a few hundred KB that unpack to gigabytes) is refused, not read.
-ZIP_MAX_UNPACKED_BYTES = 200_000_000
-ZIP_MAX_RATIO = 100  # unpacked / packed, for archives that unpack to more than...
-ZIP_RATIO_FLOOR_BYTES = 20_000_000  # ...this, so tiny, very compressible files still pass
-ZIP_MAX_ENTRIES = 10_000
-# Extracted text past this is cut (and said so): no model window holds more.
-MAX_CONTENT_CHARS = 5_000_000
-_ZIP_KINDS = {
-    ".docx": "Word (.docx)",
-    ".xlsx": "Excel (.xlsx)",
-    ".pptx": "PowerPoint (.pptx)",
-    ".epub": "EPUB",
-}
-_ZIP_EXTENSIONS = frozenset(_ZIP_KINDS)
-# Absolute paths, and the emulator's relative data paths, never reach a user.
-_PATH = re.compile(r"(?<![\w./\\])(?:[A-Za-z]:[\\/]|/|(?:var|tmp)/)[^\s'\"()<>]*")
-
-
-class ExtractionError(Exception):
-    """The file could not be read; the message is shown to the user as `status_details`."""
 
 
 @dataclass(frozen=True)
@@ -65,57 +52,28 @@ class Extraction:
     details: str = ""
 
 
-def paths_hidden(text: str) -> str:
-    """`text` with any file system path replaced by "the file"."""
-    return _PATH.sub("the file", text)
-
-
 def extract(path: Path, filename: str) -> Extraction:
     """Extract the text of the file at `path`, whose original name is `filename`.
 
     The text is cut at `MAX_CONTENT_CHARS`, with a word about it in `details`.
     """
     extraction = _extract(path, filename)
-    if len(extraction.content) <= MAX_CONTENT_CHARS:
+    content, details = content_capped(extraction.content, extraction.details)
+    if content is extraction.content:
         return extraction
-    note = f"the text was cut at {MAX_CONTENT_CHARS:,} characters of {len(extraction.content):,}"
-    details = f"{extraction.details}; {note}" if extraction.details else note
-    return Extraction(
-        extraction.content[:MAX_CONTENT_CHARS], extraction.file_type, title=extraction.title, details=details
-    )
-
-
-def zip_bounds_check(path: Path, kind: str) -> None:
-    """Refuse a zip container whose entries unpack to too much, judged from its directory."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            entries = archive.infolist()
-    except (zipfile.BadZipFile, OSError):
-        return  # not a zip at all: the reader says so in its own words
-    if len(entries) > ZIP_MAX_ENTRIES:
-        raise ExtractionError(f"file is not a plausible {kind} file: it holds {len(entries):,} parts")
-    unpacked = sum(entry.file_size for entry in entries)
-    packed = max(1, path.stat().st_size)
-    if unpacked > ZIP_MAX_UNPACKED_BYTES or (
-        unpacked > ZIP_RATIO_FLOOR_BYTES and unpacked > ZIP_MAX_RATIO * packed
-    ):
-        raise ExtractionError(
-            f"file unpacks to too much: this {kind} file of {packed:,} bytes would expand to "
-            f"{unpacked:,} bytes (at most {ZIP_MAX_UNPACKED_BYTES:,}, or {ZIP_MAX_RATIO}× its size); "
-            "it looks like a zip bomb and was not read"
-        )
+    return Extraction(content, extraction.file_type, title=extraction.title, details=details)
 
 
 def _extract(path: Path, filename: str) -> Extraction:
     extension = extension_of(filename)
-    if extension in _ZIP_EXTENSIONS:
-        zip_bounds_check(path, _ZIP_KINDS[extension])
+    if extension in ZIP_EXTENSIONS:
+        zip_bounds_check(path, ZIP_KINDS[extension])
     file_type = media_type_of(filename)
     if extension in TEXT_EXTENSIONS or extension == ".jsonl":
-        text, details = _text_decode(path.read_bytes())
+        text, details = text_decode(path.read_bytes())
         return Extraction(text, file_type, details=details)
     if extension in HTML_EXTENSIONS:
-        raw, details = _text_decode(path.read_bytes())
+        raw, details = text_decode(path.read_bytes())
         text, title = html_to_text(raw)
         return Extraction(text, file_type, title=title, details=details)
     if extension == ".pdf":
@@ -133,97 +91,6 @@ def _extract(path: Path, filename: str) -> Extraction:
     if extension in IMAGE_EXTENSIONS:
         return _image(path, filename, extension, file_type)
     raise ExtractionError(f"the emulator has no reader for {extension or 'files without an extension'}")
-
-
-# -- plain text and HTML -------------------------------------------------------------------
-
-
-def _text_decode(data: bytes) -> tuple[str, str]:
-    """Decode text as UTF-8 (BOMs honoured), then GB18030, then UTF-8 with replacements."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="replace"), ""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16", errors="replace"), ""
-    try:
-        return data.decode("utf-8"), ""
-    except UnicodeDecodeError:
-        pass
-    try:
-        # Chinese text from Windows tools is often GBK/GB18030 rather than UTF-8.
-        return data.decode("gb18030"), "not UTF-8: decoded as GB18030"
-    except UnicodeDecodeError:
-        return data.decode("utf-8", errors="replace"), "not valid UTF-8: undecodable bytes were replaced"
-
-
-class _HtmlText(HTMLParser):
-    _SKIP = {"script", "style", "noscript", "template", "head"}
-    _BLOCK = {
-        "p",
-        "div",
-        "br",
-        "li",
-        "tr",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "section",
-        "article",
-        "header",
-        "footer",
-        "pre",
-        "blockquote",
-        "table",
-        "ul",
-        "ol",
-        "dd",
-        "dt",
-        "hr",
-    }
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.title_parts: list[str] = []
-        self._skip_depth = 0
-        self._in_title = False
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag == "title":
-            self._in_title = True
-        elif tag in self._SKIP:
-            self._skip_depth += 1
-        elif tag in self._BLOCK:
-            self.parts.append("\n")
-        elif tag in {"td", "th"}:
-            self.parts.append(" ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "title":
-            self._in_title = False
-        elif tag in self._SKIP:
-            self._skip_depth = max(0, self._skip_depth - 1)
-        elif tag in self._BLOCK:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if self._in_title:
-            self.title_parts.append(data)
-        elif not self._skip_depth:
-            self.parts.append(data)
-
-
-def html_to_text(markup: str) -> tuple[str, str]:
-    """Strip the tags from HTML; return (text, title)."""
-    parser = _HtmlText()
-    parser.feed(markup)
-    parser.close()
-    lines = (re.sub(r"[ \t\r\f\v]+", " ", line).strip() for line in "".join(parser.parts).split("\n"))
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-    title = " ".join("".join(parser.title_parts).split())
-    return text, title
 
 
 # -- office documents and PDF --------------------------------------------------------------
@@ -365,7 +232,7 @@ def _epub(path: Path, file_type: str) -> Extraction:
             documents = _epub_reading_order(book)
             texts = []
             for name in documents:
-                raw, _ = _text_decode(book.read(name))
+                raw, _ = text_decode(book.read(name))
                 text, _ = html_to_text(raw)
                 if text:
                     texts.append(text)

@@ -13,9 +13,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from docqa.emulator.errors import RESOURCE_NOT_FOUND, ApiError, invalid_request
-from docqa.emulator.extraction import ExtractionError, extract, paths_hidden
+from docqa.emulator.extraction import extract
 from docqa.emulator.faults import DONE_STATUSES
 from docqa.emulator.formats import ALLOWED_BY_PURPOSE, extension_of, media_type_of, upload_check
+from docqa.emulator.guard import ExtractionError, paths_hidden
 from docqa.emulator.state import EmulatorState
 from docqa.emulator.store import ERROR_STATUS, MB, PENDING_STATUS, FileRecord
 

@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from docqa.emulator.extraction import MAX_CONTENT_CHARS
+from docqa.emulator.guard import MAX_CONTENT_CHARS
 from tests import samples
 
 
