@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from docqa.chat import catalogue, export, selectors, services, streams
-from docqa.chat.models import Conversation, Message, Role, State
+from docqa.chat.models import Conversation, Message, Role, State, Thinking
 from docqa.chat.refusals import ChatRefused
 from docqa.chat.streams import CONTENT, END, REASONING
 from docqa.connections import async_redis_client
@@ -58,6 +58,8 @@ def _conversation_context(conversation: Conversation, **extra) -> dict:
         "chat_messages": chat_messages,
         "last_message_id": chat_messages[-1].pk if chat_messages else None,
         "model_choices": catalogue.model_choices(),
+        "thinking_switchable": catalogue.thinking_switchable(conversation.model),
+        "thinking_choices": Thinking.choices,
         "question_limit": settings.DOCQA_MAX_QUESTION_CHARS,
         **extra,
     }
@@ -191,7 +193,27 @@ def conversation_model(request: HttpRequest, pk: int) -> HttpResponse:
     except ChatRefused as exc:
         messages.error(request, str(exc))
     if request.htmx:
-        return render(request, "chat/conversation.html#model_form", _conversation_context(conversation))
+        context = _conversation_context(conversation)
+        # The thinking switch shows only for models that have one.
+        return HttpResponse(
+            render_to_string("chat/conversation.html#model_form", context, request=request)
+            + render_to_string("chat/_thinking_form.html", {**context, "oob": True}, request=request)
+        )
+    return redirect(conversation)
+
+
+@login_required
+@require_POST
+def conversation_thinking(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = _owned_conversation(request, pk)
+    try:
+        services.conversation_set_thinking(
+            conversation=conversation, thinking=request.POST.get("thinking", "")
+        )
+    except ChatRefused as exc:
+        messages.error(request, str(exc))
+    if request.htmx:
+        return render(request, "chat/_thinking_form.html", _conversation_context(conversation))
     return redirect(conversation)
 
 
@@ -262,7 +284,9 @@ def answer_stop(request: HttpRequest, pk: int) -> HttpResponse:
 def answer_regenerate(request: HttpRequest, pk: int) -> HttpResponse:
     answer = _owned_answer(request, pk)
     try:
-        new = services.answer_regenerate(answer=answer)
+        if request.POST.get("thinking") == Thinking.DISABLED:
+            services.conversation_set_thinking(conversation=answer.conversation, thinking=Thinking.DISABLED)
+        new = services.answer_regenerate(answer=answer, larger_budget=request.POST.get("budget") == "larger")
     except ChatRefused as exc:
         messages.error(request, str(exc))
         if request.htmx:
@@ -271,6 +295,23 @@ def answer_regenerate(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         return render(request, "chat/conversation.html#answer", _answer_context(new))
     return redirect(f"{answer.conversation.get_absolute_url()}#answer-{new.pk}")
+
+
+@login_required
+@require_POST
+def answer_continue(request: HttpRequest, pk: int) -> HttpResponse:
+    """Continue an answer cut at the length limit; the same answer streams on."""
+    answer = _owned_answer(request, pk)
+    try:
+        continued = services.answer_continue(answer=answer)
+    except ChatRefused as exc:
+        messages.error(request, str(exc))
+        if request.htmx:
+            return HttpResponseClientRedirect(answer.conversation.get_absolute_url())
+        return redirect(answer.conversation)
+    if request.htmx:
+        return render(request, "chat/conversation.html#answer", _answer_context(continued))
+    return redirect(f"{answer.conversation.get_absolute_url()}#answer-{answer.pk}")
 
 
 # --- Server-Sent Events ---------------------------------------------------------------------

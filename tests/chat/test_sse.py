@@ -25,6 +25,9 @@ class SSEReader:
             headers["Last-Event-ID"] = last_event_id
         self.response = session.get(url, headers=headers, stream=True, timeout=30)
         self.response.raise_for_status()
+        # An event stream is always UTF-8 (WHATWG), as browsers read it; requests would
+        # guess ISO-8859-1 for a text/* type without a charset.
+        self.response.encoding = "utf-8"
 
     def events(self):
         event, data, entry_id = "message", [], None
