@@ -177,3 +177,10 @@ def test_a_default_model_the_account_lacks_falls_back_with_a_log_line(db, emu, s
     settings.MOONSHOT_MODEL = "kimi-k2.5"
     catalogue.models_refresh()
     assert catalogue.default_model() == "kimi-k2.5" and not catalogue.default_model_replaced()
+
+
+def test_the_admin_says_when_the_default_model_is_replaced(db, emu, settings, admin_client):
+    settings.MOONSHOT_MODEL = "kimi-gone-preview"
+    catalogue.models_refresh()
+    page = admin_client.get("/admin/").content.decode()
+    assert 'data-role="default-model-notice"' in page and "kimi-gone-preview" in page
