@@ -87,11 +87,11 @@ async def _refuse(scope, send, *, upload: bool) -> None:
     with override(_language(scope)):
         if upload:
             text = _("This file is larger than the %(limit)s MB limit per file.") % {
-                "limit": settings.DOCQA_MAX_UPLOAD_BYTES // (1024 * 1024)
+                "limit": settings.DOCQA_MAX_UPLOAD_BYTES // 1_000_000
             }
         else:
             text = _("This request is larger than the %(limit)s MB limit.") % {
-                "limit": max(1, settings.DOCQA_MAX_REQUEST_BYTES // (1024 * 1024))
+                "limit": max(1, settings.DOCQA_MAX_REQUEST_BYTES // 1_000_000)
             }
     body = text.encode()
     await send(

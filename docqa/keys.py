@@ -13,6 +13,9 @@ MOONSHOT_NAMESPACE = "docqa:moonshot"
 
 # Chat
 MODELS_CACHE = "docqa:chat:models"  # Moonshot's model list, cached for DOCQA_MODELS_CACHE_SECONDS
+MODELS_REASONING = "docqa:chat:models:reasoning"  # the ids whose `supports_reasoning` is true
+# Set while the configured MOONSHOT_MODEL is not in the account's list: the model used instead.
+MODELS_DEFAULT_REPLACED = "docqa:chat:models:default-replaced"
 
 
 def asks_window(user_id: int, minute: int) -> str:

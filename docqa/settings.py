@@ -26,6 +26,7 @@ from docqa.env import (
     secret_key,
     unknown_variables,
 )
+from docqa.pricing import MOONSHOT_TIER_LIMITS, model_prices
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 BASE_DIR = PACKAGE_DIR.parent
@@ -303,18 +304,25 @@ if MOONSHOT_OFFLINE:
 MOONSHOT_MODEL = env_str("MOONSHOT_MODEL", "kimi-k2-turbo-preview")
 if not MOONSHOT_MODEL:
     raise ImproperlyConfigured("MOONSHOT_MODEL must not be empty.")
-MOONSHOT_MAX_CONCURRENCY = env_int("MOONSHOT_MAX_CONCURRENCY", 50, minimum=0)
-MOONSHOT_MAX_RPM = env_int("MOONSHOT_MAX_RPM", 0, minimum=0)
+# The account's tier (0-5) sets the limiter's defaults from Moonshot's published rate-limit
+# table (concurrency, requests per minute); MOONSHOT_MAX_CONCURRENCY / MOONSHOT_MAX_RPM, when
+# set, win. Tier 1 (an account that has been topped up once) unless said otherwise.
+MOONSHOT_TIER = env_int("MOONSHOT_TIER", 1, minimum=0, maximum=5)
+MOONSHOT_MAX_CONCURRENCY = env_int(
+    "MOONSHOT_MAX_CONCURRENCY", MOONSHOT_TIER_LIMITS[MOONSHOT_TIER][0], minimum=0
+)
+MOONSHOT_MAX_RPM = env_int("MOONSHOT_MAX_RPM", MOONSHOT_TIER_LIMITS[MOONSHOT_TIER][1], minimum=0)
 MOONSHOT_CONNECT_TIMEOUT = env_float("MOONSHOT_CONNECT_TIMEOUT", 10.0, minimum=0.1)
 MOONSHOT_READ_TIMEOUT = env_float("MOONSHOT_READ_TIMEOUT", 120.0, minimum=1.0)
 MOONSHOT_MAX_RETRIES = env_int("MOONSHOT_MAX_RETRIES", 4, minimum=0, maximum=20)
 
 # --- Documents -----------------------------------------------------------------------------
-DOCQA_MAX_UPLOAD_BYTES = env_int("DOCQA_MAX_UPLOAD_BYTES", 100 * 1024 * 1024, minimum=1)
+# Moonshot states its limits in decimal units: 100 MB a file, 10 GB in all (seed README).
+DOCQA_MAX_UPLOAD_BYTES = env_int("DOCQA_MAX_UPLOAD_BYTES", 100_000_000, minimum=1)
 # Any other request body (forms, questions) is refused with 413 past this (docqa.bodylimit).
-DOCQA_MAX_REQUEST_BYTES = env_int("DOCQA_MAX_REQUEST_BYTES", 2 * 1024 * 1024, minimum=64 * 1024)
+DOCQA_MAX_REQUEST_BYTES = env_int("DOCQA_MAX_REQUEST_BYTES", 2_000_000, minimum=64_000)
 DOCQA_ACCOUNT_MAX_FILES = env_int("DOCQA_ACCOUNT_MAX_FILES", 1000, minimum=1)
-DOCQA_ACCOUNT_MAX_BYTES = env_int("DOCQA_ACCOUNT_MAX_BYTES", 10 * 1024**3, minimum=1)
+DOCQA_ACCOUNT_MAX_BYTES = env_int("DOCQA_ACCOUNT_MAX_BYTES", 10_000_000_000, minimum=1)
 # Documents in a transient state for longer than this are re-queued by the sweep.
 DOCQA_STALE_AFTER = env_int("DOCQA_STALE_AFTER", 600, minimum=10)
 DOCQA_EXTRACT_POLL_TIMEOUT = env_int("DOCQA_EXTRACT_POLL_TIMEOUT", 300, minimum=5)
@@ -324,7 +332,7 @@ DOCQA_EXTRACT_POLL_TIMEOUT = env_int("DOCQA_EXTRACT_POLL_TIMEOUT", 300, minimum=
 DOCQA_SHARE_FILES_ACROSS_USERS = env_bool("DOCQA_SHARE_FILES_ACROSS_USERS", False)
 # Each user's share of the account (0: no limit): documents, bytes, and upload attempts a minute.
 DOCQA_USER_MAX_FILES = env_int("DOCQA_USER_MAX_FILES", 200, minimum=0)
-DOCQA_USER_MAX_BYTES = env_int("DOCQA_USER_MAX_BYTES", 2 * 1024**3, minimum=0)
+DOCQA_USER_MAX_BYTES = env_int("DOCQA_USER_MAX_BYTES", 2_000_000_000, minimum=0)
 DOCQA_USER_UPLOADS_PER_MINUTE = env_int("DOCQA_USER_UPLOADS_PER_MINUTE", 30, minimum=0)
 DOCQA_RETENTION = env_choice("DOCQA_RETENTION", RetentionPolicy.KEEP.value, tuple(RetentionPolicy.values))
 
@@ -358,6 +366,13 @@ DOCQA_MAX_COMPLETION_TOKENS = env_int("DOCQA_MAX_COMPLETION_TOKENS", 4096, minim
 # Thinking models spend completion tokens on their reasoning too.
 DOCQA_MAX_COMPLETION_TOKENS_THINKING = env_int("DOCQA_MAX_COMPLETION_TOKENS_THINKING", 16384, minimum=256)
 DOCQA_MODELS_CACHE_SECONDS = env_int("DOCQA_MODELS_CACHE_SECONDS", 300, minimum=30)
+# An answer still streaming after this many seconds ends `interrupted`, keeping what arrived
+# (checked inside the task: the answers worker's threads pool ignores Celery's time limits).
+DOCQA_ANSWER_DEADLINE = env_int("DOCQA_ANSWER_DEADLINE", CELERY_TASK_SOFT_TIME_LIMIT, minimum=1)
+# Prices per million tokens, for the approximate cost shown under each answer:
+# "model=input/output[/cached];model=…" in the account's currency (no price, no cost shown).
+DOCQA_MODEL_PRICES = model_prices(env_str("DOCQA_MODEL_PRICES"), name="DOCQA_MODEL_PRICES")
+DOCQA_MODEL_PRICE_CURRENCY = env_str("DOCQA_MODEL_PRICE_CURRENCY", "¥")
 # A started answer with no sign of life for this long (and no lock) was lost with its worker.
 DOCQA_ANSWER_STALE_AFTER = env_int("DOCQA_ANSWER_STALE_AFTER", 60, minimum=5)
 # An answer whose task never started within this long is given up.

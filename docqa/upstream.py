@@ -6,11 +6,14 @@ from django.utils.translation import gettext_noop as N_
 
 from docqa.moonshot import (
     AuthenticationError,
+    ContentFilterError,
     ContextLengthError,
+    EngineOverloadedError,
     InvalidRequestError,
     MoonshotConnectionError,
     MoonshotError,
     MoonshotTimeout,
+    NotDeletedError,
     NotFoundError,
     PermissionDeniedError,
     QuotaExceededError,
@@ -32,6 +35,12 @@ _PLAIN = [
         N_("The Moonshot account has run out of quota. An administrator needs to top it up."),
     ),
     (RateLimitError, N_("Moonshot is rate limiting requests right now.")),
+    (EngineOverloadedError, N_("Moonshot is overloaded right now. Try again in a little while.")),
+    (
+        ContentFilterError,
+        N_("Moonshot's content filter refused this request or its answer. Rephrasing may help."),
+    ),
+    (NotDeletedError, N_("Moonshot did not delete the file (it answered deleted: false).")),
     (ContextLengthError, N_("The request is too long for the model's context window.")),
     (NotFoundError, N_("Moonshot no longer has this file.")),
     (ServerError, N_("Moonshot is having trouble (server error).")),
@@ -58,4 +67,11 @@ def upstream_error_note(exc: MoonshotError) -> str:
     detail = upstream_text(exc.message)
     if isinstance(exc, InvalidRequestError):
         return note(N_("Moonshot could not accept the request: %(detail)s"), detail=detail)
+    if exc.type:
+        # A type no table documents: said as it came, and not retried.
+        return note(
+            N_("Moonshot returned an error of a kind docqa does not know (%(type)s): %(detail)s"),
+            type=upstream_text(exc.type),
+            detail=detail,
+        )
     return note(N_("Moonshot returned an error: %(detail)s"), detail=detail)

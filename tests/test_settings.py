@@ -204,3 +204,41 @@ def test_the_proxy_ssl_header_setting_names_the_header():
         [sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=60
     )
     assert result.stdout.strip() == "('HTTP_X_FORWARDED_PROTO', 'https')", result.stderr
+
+
+def _settings_of(code: str, **variables) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(env.PREFIXES) or k == "DOCQA_VAR_DIR"}
+    environ.update(variables, DJANGO_SETTINGS_MODULE="docqa.settings")
+    program = f"import django; django.setup(); from django.conf import settings as s; print({code})"
+    return subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, env=environ, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({}, "50 200"),  # tier 1 unless said otherwise
+        ({"MOONSHOT_TIER": "0"}, "1 3"),
+        ({"MOONSHOT_TIER": "5"}, "1000 10000"),
+        ({"MOONSHOT_TIER": "0", "MOONSHOT_MAX_CONCURRENCY": "4"}, "4 3"),  # explicit values win
+    ],
+)
+def test_the_tier_sets_the_limiter_defaults(variables, expected):
+    result = _settings_of("s.MOONSHOT_MAX_CONCURRENCY, s.MOONSHOT_MAX_RPM", **variables)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
+
+
+def test_sizes_are_decimal_and_prices_parse_or_fail_naming_the_variable():
+    result = _settings_of("s.DOCQA_MAX_UPLOAD_BYTES, s.DOCQA_ACCOUNT_MAX_BYTES")
+    assert result.stdout.strip() == "100000000 10000000000"
+    result = _settings_of(
+        "s.DOCQA_MODEL_PRICES['kimi-k2.5'].cached, s.DOCQA_MODEL_PRICES['m'].cached",
+        DOCQA_MODEL_PRICES="kimi-k2.5=4/21/0.7; m=2/8",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0.7", "2"]
+    bad = _settings_of("1", DOCQA_MODEL_PRICES="kimi-k2.5=cheap")
+    assert bad.returncode != 0 and "DOCQA_MODEL_PRICES" in bad.stderr
+    assert _settings_of("1", MOONSHOT_TIER="6").returncode != 0

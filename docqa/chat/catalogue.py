@@ -21,7 +21,14 @@ from docqa.connections import moonshot_client, redis_client
 
 logger = logging.getLogger("docqa.chat.catalogue")
 
+# Before the first `/v1/models` answer: the models known to think (afterwards the list's
+# `supports_reasoning` decides).
 THINKING_MODEL_PREFIXES = ("kimi-k2-thinking", "kimi-k2.5", "kimi-k2.6")
+# The families whose request schema (seed 004: KimiK25ChatRequest, KimiK26ChatRequest) takes
+# `thinking: {"type": "enabled" | "disabled"}`.
+THINKING_SWITCH_PREFIXES = ("kimi-k2.5", "kimi-k2.6")
+# Preferred stand-ins, in order, when the configured default is not in the account's list.
+DEFAULT_STAND_INS = ("kimi-k2-turbo-preview", "kimi-k2.5", "kimi-k2-0905-preview", "moonshot-v1-auto")
 # The name `docqa.chat.tasks.models_refresh` is registered under (tasks.py names it so).
 MODELS_REFRESH_TASK = "docqa.chat.tasks.models_refresh"
 
@@ -48,13 +55,54 @@ def models_available() -> dict[str, int]:
 
 
 def models_refresh() -> dict[str, int]:
-    """Fetch the model list from Moonshot and cache it for a few minutes."""
-    models = {
-        info.id: info.context_length or context.FALLBACK_CONTEXT_LENGTH
-        for info in moonshot_client().models_list()
-    }
-    redis_client().set(keys.MODELS_CACHE, json.dumps(models), ex=settings.DOCQA_MODELS_CACHE_SECONDS)
+    """Fetch the model list from Moonshot and cache it for a few minutes.
+
+    When the configured default is not in the list, a stand-in is chosen, logged, and kept
+    where the admin shows it (`default_model_replaced`).
+    """
+    infos = moonshot_client().models_list()
+    models = {info.id: info.context_length or context.FALLBACK_CONTEXT_LENGTH for info in infos}
+    reasoning = sorted(info.id for info in infos if info.supports_reasoning)
+    ttl = settings.DOCQA_MODELS_CACHE_SECONDS
+    pipe = redis_client().pipeline()
+    pipe.set(keys.MODELS_CACHE, json.dumps(models), ex=ttl)
+    pipe.set(keys.MODELS_REASONING, json.dumps(reasoning), ex=ttl)
+    stand_in = _stand_in(models)
+    if stand_in:
+        logger.warning(
+            "MOONSHOT_MODEL %s is not among this account's models; new conversations use %s",
+            settings.MOONSHOT_MODEL,
+            stand_in,
+        )
+        pipe.set(keys.MODELS_DEFAULT_REPLACED, stand_in, ex=ttl)
+    else:
+        pipe.delete(keys.MODELS_DEFAULT_REPLACED)
+    pipe.execute()
     return models
+
+
+def _stand_in(models: dict[str, int]) -> str:
+    """The model to use for the configured default when the account's list lacks it ("" if not)."""
+    if not models or settings.MOONSHOT_MODEL in models:
+        return ""
+    chat = [m for m in sorted(models) if "vision" not in m]
+    for candidate in DEFAULT_STAND_INS:
+        if candidate in models:
+            return candidate
+    return chat[0] if chat else ""
+
+
+def default_model_replaced() -> str:
+    """The stand-in for a configured default the account does not have, or ""."""
+    try:
+        return redis_client().get(keys.MODELS_DEFAULT_REPLACED) or ""
+    except Exception:  # noqa: BLE001 - a page still renders without the notice
+        return ""
+
+
+def default_model() -> str:
+    """The model a new conversation uses: MOONSHOT_MODEL, or its stand-in when the account lacks it."""
+    return default_model_replaced() or settings.MOONSHOT_MODEL
 
 
 def model_choices() -> list[tuple[str, str]]:
@@ -63,13 +111,27 @@ def model_choices() -> list[tuple[str, str]]:
     choices = [(m, m) for m in ids if not m.startswith("moonshot-v1-")]
     choices.append((context.MOONSHOT_V1_AUTO, _("moonshot-v1 (smallest window that fits)")))
     choices += [(m, m) for m in ids if m.startswith("moonshot-v1-")]
-    if settings.MOONSHOT_MODEL not in dict(choices):
-        choices.insert(0, (settings.MOONSHOT_MODEL, settings.MOONSHOT_MODEL))
+    default = default_model()
+    if default not in dict(choices):
+        choices.insert(0, (default, default))
     return choices
 
 
 def is_thinking_model(model: str) -> bool:
+    """Whether the model reasons: `supports_reasoning` from the cached `/v1/models`, or the
+    known thinking families before the list has been fetched."""
+    try:
+        cached = redis_client().get(keys.MODELS_REASONING)
+    except Exception:  # noqa: BLE001 - the names stand in
+        cached = None
+    if cached:
+        return model in json.loads(cached)
     return model.startswith(THINKING_MODEL_PREFIXES)
+
+
+def thinking_switchable(model: str) -> bool:
+    """Whether a conversation may switch thinking on or off for this model (seed 004's schemas)."""
+    return model.startswith(THINKING_SWITCH_PREFIXES)
 
 
 def max_completion_tokens_for(model: str) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from concurrent.futures import Future
 from contextlib import closing
 from datetime import timedelta
@@ -23,7 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop as N_
 
 from docqa import keys
-from docqa.chat.models import Message, Role, State
+from docqa.chat.models import FinishReason, Message, Role, State
 from docqa.chat.prepare import PreparedRequest, answer_prepare, request_take
 from docqa.chat.refusals import ChatRefused
 from docqa.chat.streams import CONTENT, REASONING, AnswerPublisher, answer_end_publish
@@ -39,6 +40,11 @@ logger = logging.getLogger("docqa.chat.generation")
 
 ANSWER_LOCK_TTL = 60
 WORKER_DIED = N_("The worker writing this answer stopped before it was finished.")
+TOOK_TOO_LONG = N_("Writing this answer took too long and was stopped.")
+
+
+class AnswerDeadlinePassed(Exception):
+    """The answer streamed for longer than DOCQA_ANSWER_DEADLINE (checked between deltas)."""
 
 
 class GenerationOutcome(enum.StrEnum):
@@ -165,6 +171,10 @@ def _answer_stream(
         return confirmed
 
     streaming = StreamingAnswer(answer_id, lock, publisher)
+    if prepared.prefix or prepared.prefix_reasoning:
+        # A continuation appends to the text so far (the saver writes the whole).
+        streaming.content.append(prepared.prefix)
+        streaming.reasoning.append(prepared.prefix_reasoning)
     # The documents' texts load and normalise while the model writes; the quotes are checked
     # once, when the answer ends, and stored with its final state.
     texts = texts_prefetch(prepared.document_ids)
@@ -175,6 +185,8 @@ def _answer_stream(
             fields["citations"] = answer_citations(fields["content"], prepared.document_ids, texts)
         return fields
 
+    # The threads pool ignores Celery's time limits: the deadline is checked here.
+    deadline = time.monotonic() + settings.DOCQA_ANSWER_DEADLINE
     usage: dict = {}
     finish_reason = ""
     stopped = False
@@ -209,6 +221,16 @@ def _answer_stream(
                 if streaming.abandoned:
                     # Finished elsewhere (swept, or the conversation was deleted): stop quietly.
                     return GenerationOutcome.ABANDONED
+                if time.monotonic() > deadline:
+                    raise AnswerDeadlinePassed()
+    except AnswerDeadlinePassed:
+        logger.warning(
+            "answer %s: still streaming after %s s, stopped", answer_id, settings.DOCQA_ANSWER_DEADLINE
+        )
+        answer_writer.call(
+            answer_finish, answer_id, state=State.INTERRUPTED, error=note(TOOK_TOO_LONG), **progress()
+        )
+        return GenerationOutcome.INTERRUPTED
     except StreamInterrupted as exc:
         logger.warning("answer %s: stream cut: %s", answer_id, exc)
         if not start_confirmed():
@@ -221,15 +243,19 @@ def _answer_stream(
         logger.warning("answer %s failed: %s", answer_id, exc)
         if not start_confirmed():
             return GenerationOutcome.FINISHED
+        # An error event after some text: a passing one (overloaded, server error) cut the
+        # answer, which a retry may finish; any other (a content filter, say) failed it.
+        mid_stream = bool(exc.partial_content or exc.partial_reasoning)
+        state = State.INTERRUPTED if mid_stream and exc.retryable else State.FAILED
         answer_writer.call(
-            answer_finish, answer_id, state=State.FAILED, error=upstream_error_note(exc), **progress()
+            answer_finish, answer_id, state=state, error=upstream_error_note(exc), **progress()
         )
-        return GenerationOutcome.FAILED
+        return GenerationOutcome(state)
     except BaseException as exc:
         # The soft time limit, Redis going away, or a crash: keep what arrived, say which,
         # and let the user retry.
         if isinstance(exc, SoftTimeLimitExceeded):
-            reason = note(N_("Writing this answer took too long and was stopped."))
+            reason = note(TOOK_TOO_LONG)
         elif isinstance(exc, redis.exceptions.ConnectionError):
             reason = note(N_("docqa lost its connection to Redis while writing this answer."))
         else:
@@ -247,12 +273,31 @@ def _answer_stream(
         answer_finish,
         answer_id,
         state=state,
-        finish_reason="stopped" if stopped else finish_reason,
-        prompt_tokens=usage.get("prompt_tokens"),
-        completion_tokens=usage.get("completion_tokens"),
+        finish_reason=FinishReason.STOPPED if stopped else finish_reason,
+        **usage_fields(usage, prepared.usage_before),
         **progress(),
     )
     return GenerationOutcome(state)
+
+
+def usage_fields(usage: dict, before: dict | None = None) -> dict:
+    """The answer's token counts from Moonshot's usage (plus a continued answer's earlier ones).
+
+    `cached_tokens` is Moonshot's prefix cache (top level, or OpenAI-style under
+    `prompt_tokens_details`); absent when not reported.
+    """
+    if not usage:
+        return {}
+    details = usage.get("prompt_tokens_details") or {}
+    counts = {
+        "prompt_tokens": usage.get("prompt_tokens"),
+        "completion_tokens": usage.get("completion_tokens"),
+        "cached_tokens": usage.get("cached_tokens", details.get("cached_tokens")),
+    }
+    for name, earlier in (before or {}).items():
+        if counts.get(name) is not None:
+            counts[name] += earlier
+    return counts
 
 
 def answers_sweep_stale() -> int:

@@ -8,6 +8,14 @@ from django.utils.translation import gettext_lazy as _
 from docqa.notes import note_display
 
 
+class Thinking(models.TextChoices):
+    """A conversation's thinking switch (only sent to models that accept it)."""
+
+    DEFAULT = "", _("Model default")
+    ENABLED = "enabled", _("On")
+    DISABLED = "disabled", _("Off")
+
+
 class Conversation(models.Model):
     """A user's questions and Kimi's answers about an ordered set of their documents.
 
@@ -34,6 +42,15 @@ class Conversation(models.Model):
     model = models.CharField(max_length=100, verbose_name=_("model"))
     # Names of documents deleted while in this conversation (the page says they were removed).
     removed_documents = models.JSONField(default=list, blank=True, verbose_name=_("removed documents"))
+    # For models that can switch thinking (kimi-k2.5, kimi-k2.6): `thinking: {"type": ...}`
+    # is sent as this says; unset means the model's own default (enabled).
+    thinking = models.CharField(
+        max_length=10,
+        blank=True,
+        default=Thinking.DEFAULT,
+        choices=Thinking.choices,
+        verbose_name=_("thinking"),
+    )
     system_prompt = models.TextField(verbose_name=_("system prompt"))
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
     updated_at = models.DateTimeField(auto_now=True, db_index=True, verbose_name=_("updated"))
@@ -90,6 +107,16 @@ class State(models.TextChoices):
     INTERRUPTED = "interrupted", _("Interrupted")
 
 
+class FinishReason(models.TextChoices):
+    """Why an answer ended: Moonshot's `finish_reason`, or docqa's own `stopped`."""
+
+    STOP = "stop", _("Finished")
+    LENGTH = "length", _("Cut at the length limit")
+    CONTENT_FILTER = "content_filter", _("Stopped by the content filter")
+    TOOL_CALLS = "tool_calls", _("Tool calls")
+    STOPPED = "stopped", _("Stopped by the user")
+
+
 class Message(models.Model):
     """A question (role user) or an answer (role assistant, linked to its question).
 
@@ -131,6 +158,8 @@ class Message(models.Model):
     completion_tokens = models.PositiveIntegerField(
         null=True, blank=True, verbose_name=_("completion tokens")
     )
+    # Moonshot's prefix cache: how many of the prompt tokens it reported as cached.
+    cached_tokens = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("cached tokens"))
     finish_reason = models.CharField(max_length=30, blank=True, verbose_name=_("finish reason"))
     dropped_turns = models.PositiveIntegerField(default=0, verbose_name=_("dropped turns"))
     # The answer's citations checked against its documents' texts once it ended
@@ -157,6 +186,20 @@ class Message(models.Model):
     @property
     def is_streaming(self) -> bool:
         return self.state == State.STREAMING
+
+    @property
+    def is_cut_at_length(self) -> bool:
+        """Complete, but Moonshot stopped it at the completion budget: it can be continued."""
+        return self.state == State.COMPLETE and self.finish_reason == FinishReason.LENGTH
+
+    @property
+    def budget_went_on_thinking(self) -> bool:
+        """Cut at the budget with reasoning but no text: the budget went on thinking."""
+        return self.is_cut_at_length and bool(self.reasoning) and not self.content.strip()
+
+    @property
+    def is_content_filtered(self) -> bool:
+        return self.finish_reason == FinishReason.CONTENT_FILTER
 
     @property
     def error_display(self) -> str:

@@ -19,12 +19,13 @@ from django.utils.translation import gettext_noop as N_
 
 from docqa import keys
 from docqa.chat import context
-from docqa.chat.catalogue import max_completion_tokens_for, models_available
+from docqa.chat.catalogue import max_completion_tokens_for, models_available, thinking_switchable
 from docqa.chat.context import Budget, DocumentSize, Turn, messages_assemble, token_budget_fit
-from docqa.chat.models import Conversation, Message, Role, State
+from docqa.chat.models import Conversation, FinishReason, Message, Role, State
 from docqa.chat.refusals import ChatRefused
 from docqa.connections import moonshot_client, redis_client
 from docqa.documents.models import Document
+from docqa.moonshot import InvalidRequestError
 from docqa.notes import note
 
 logger = logging.getLogger("docqa.chat.prepare")
@@ -44,6 +45,12 @@ class PreparedRequest:
     safety_identifier: str = ""
     # The documents in the order the system prompt numbers them: what a citation's n names.
     document_ids: list[int] = field(default_factory=list)
+    # `thinking.type` for models that can switch it (kimi-k2.5/k2.6); empty: not sent.
+    thinking: str = ""
+    # A continuation (Partial Mode): the answer's text and reasoning so far, and its usage so far.
+    prefix: str = ""
+    prefix_reasoning: str = ""
+    usage_before: dict | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -54,11 +61,16 @@ class PreparedRequest:
 
     def params(self) -> dict:
         """The request's parameters for the client (the documents' ids are docqa's own)."""
-        return {
+        params = {
             "max_completion_tokens": self.max_completion_tokens,
             "prompt_cache_key": self.prompt_cache_key,
             "safety_identifier": self.safety_identifier,
+            # Seed 004: a stream reports usage only when asked, in a last chunk with no choices.
+            "stream_options": {"include_usage": True},
         }
+        if self.thinking:
+            params["thinking"] = {"type": self.thinking}
+        return params
 
 
 @dataclass
@@ -91,6 +103,7 @@ def request_fit(
     turns: Sequence[Turn] = (),
     question: str = "",
     context_lengths: dict[str, int] | None = None,
+    max_completion_tokens: int | None = None,
 ) -> Fit:
     """Fit the documents, turns and question into the model's window, by the local estimate.
 
@@ -108,7 +121,7 @@ def request_fit(
             for t in turns
         ],
         question_tokens=context.message_tokens_estimate(question),
-        max_completion_tokens=max_completion_tokens_for(model),
+        max_completion_tokens=max_completion_tokens or max_completion_tokens_for(model),
     )
     if not budget.fits:
         raise ChatRefused(
@@ -151,13 +164,28 @@ def answer_prepare(*, answer: Message) -> PreparedRequest:
     documents = list(conversation.ordered_documents(with_text=True))
     if not documents:
         raise ChatRefused(note(N_("This conversation has no documents left. Start a new one.")))
-    return request_prepare(
+    prefix = answer.content if answer.finish_reason == FinishReason.LENGTH else ""
+    prepared = request_prepare(
         conversation=conversation,
         documents=documents,
         turns=turns_before(answer),
-        question=answer.question.content,
+        # A continuation's text so far is counted with the question (it is sent after it).
+        question=answer.question.content + prefix,
         exact=True,
+        max_completion_tokens=answer.max_completion_tokens,
     )
+    if prefix:
+        # Partial Mode (seed 004): the last assistant message, marked partial, is the start
+        # of the answer; Moonshot writes what follows it.
+        prepared.messages[-1]["content"] = answer.question.content
+        prepared.messages.append({"role": "assistant", "content": prefix, "partial": True})
+        prepared.prefix, prepared.prefix_reasoning = prefix, answer.reasoning
+        prepared.usage_before = {
+            "prompt_tokens": answer.prompt_tokens or 0,
+            "completion_tokens": answer.completion_tokens or 0,
+            "cached_tokens": answer.cached_tokens or 0,
+        }
+    return prepared
 
 
 def request_prepare(
@@ -168,6 +196,7 @@ def request_prepare(
     question: str,
     exact: bool,
     context_lengths: dict[str, int] | None = None,
+    max_completion_tokens: int | None = None,
 ) -> PreparedRequest | None:
     """The request for `question` after `turns`, fitted into the model's window.
 
@@ -182,6 +211,7 @@ def request_prepare(
         turns=turns,
         question=question,
         context_lengths=context_lengths,
+        max_completion_tokens=max_completion_tokens,
     )
     budget, system_prompt = fit.budget, fit.system_prompt
     contents = [d.stored_file.content_raw for d in documents]
@@ -197,7 +227,7 @@ def request_prepare(
         candidates = context.model_windows(conversation.model, context_lengths)
         larger = [(m, w) for m, w in candidates if w > window]
         while True:
-            counted = moonshot_client().estimate_token_count(model=model, messages=messages)
+            counted = _tokens_count(model, messages)
             if counted + completion <= window:
                 break
             if larger:
@@ -221,7 +251,20 @@ def request_prepare(
         prompt_cache_key=str(conversation.pk),
         safety_identifier=context.safety_identifier(conversation.owner_id, secret=settings.SECRET_KEY),
         document_ids=[d.pk for d in documents],
+        thinking=conversation.thinking if thinking_switchable(model) else "",
     )
+
+
+def _tokens_count(model: str, messages: list[dict]) -> int:
+    """Moonshot's count of `messages`, or the (generous) local estimate when the estimate
+    endpoint refuses the model: a chat near the window's edge never fails for that alone."""
+    try:
+        return moonshot_client().estimate_token_count(model=model, messages=messages)
+    except InvalidRequestError as exc:
+        logger.warning("token estimate refused for %s (%s); using the local estimate", model, exc)
+        return context.TOKENS_PER_REQUEST + sum(
+            context.message_tokens_estimate(m["content"]) for m in messages
+        )
 
 
 def request_hand_over(answer_id: int, prepare) -> None:

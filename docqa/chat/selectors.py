@@ -73,16 +73,6 @@ def last_question_id(conversation_id: int) -> int | None:
     )
 
 
-def last_message_id(conversation_id: int) -> int | None:
-    """The newest message's id (only the last answer offers Regenerate)."""
-    return (
-        Message.objects.filter(conversation_id=conversation_id)
-        .order_by("-id")
-        .values_list("pk", flat=True)
-        .first()
-    )
-
-
 def conversation_documents(conversation: Conversation) -> list[Document]:
     """The conversation's documents in order, with their stored files but not their texts."""
     return list(conversation.ordered_documents().defer(*_TEXT_FIELDS))

@@ -18,8 +18,14 @@ from django.utils.translation import gettext as _
 
 from docqa import keys
 from docqa.chat import context
-from docqa.chat.catalogue import model_choices, models_available
-from docqa.chat.models import Conversation, ConversationDocument, Message, Role, State
+from docqa.chat.catalogue import (
+    default_model,
+    max_completion_tokens_for,
+    model_choices,
+    models_available,
+    thinking_switchable,
+)
+from docqa.chat.models import Conversation, ConversationDocument, FinishReason, Message, Role, State, Thinking
 from docqa.chat.prepare import request_fit, request_hand_over, request_prepare, turns_before
 from docqa.chat.refusals import ChatRefused
 from docqa.chat.streams import answer_end_publish, answer_stop_request
@@ -37,6 +43,8 @@ __all__ = [
     "conversation_delete",
     "conversation_rename",
     "conversation_set_model",
+    "conversation_set_thinking",
+    "answer_continue",
 ]
 
 TITLE_LENGTH = 80
@@ -64,7 +72,7 @@ def conversation_create(
     not_ready = [d.filename for d in ordered if not d.is_ready]
     if not_ready:
         raise ChatRefused(_("These documents are not ready yet: %(names)s.") % {"names": _names(not_ready)})
-    model = model or settings.MOONSHOT_MODEL
+    model = model or default_model()
     system_prompt = settings.DOCQA_SYSTEM_PROMPT or context.system_prompt_default(language)
     request_fit(model=model, system_prompt=system_prompt, documents=ordered)
     title = ordered[0].filename
@@ -95,6 +103,16 @@ def conversation_set_model(*, conversation: Conversation, model: str) -> None:
         raise ChatRefused(_("That model is not available."))
     conversation.model = model
     conversation.save(update_fields=["model", "updated_at"])
+
+
+def conversation_set_thinking(*, conversation: Conversation, thinking: str) -> None:
+    """Switch thinking on or off (or back to the model's default) for models that allow it."""
+    if thinking not in Thinking.values:
+        raise ChatRefused(_("Choose on or off."))
+    if not thinking_switchable(conversation.model):
+        raise ChatRefused(_("This model cannot switch thinking on or off."))
+    conversation.thinking = thinking
+    conversation.save(update_fields=["thinking", "updated_at"])
 
 
 def conversation_delete(*, conversation: Conversation) -> None:
@@ -213,8 +231,12 @@ def conversation_ask(*, conversation: Conversation, question: str) -> tuple[Mess
     return question_message, answer
 
 
-def answer_regenerate(*, answer: Message) -> Message:
-    """Ask the last question again: a new answer (a version) is added; earlier ones are kept."""
+def answer_regenerate(*, answer: Message, larger_budget: bool = False) -> Message:
+    """Ask the last question again: a new answer (a version) is added; earlier ones are kept.
+
+    `larger_budget` doubles the completion budget (for an answer whose budget went on
+    thinking); the window still caps it when the request is prepared.
+    """
     with transaction.atomic():
         Conversation.objects.select_for_update().get(pk=answer.conversation_id)
         answer = Message.objects.select_related("question").get(pk=answer.pk)
@@ -228,9 +250,48 @@ def answer_regenerate(*, answer: Message) -> Message:
         if Message.objects.filter(conversation_id=answer.conversation_id, state=State.STREAMING).exists():
             raise ChatRefused(_("The previous answer is still being written. Wait for it or stop it first."))
         _ask_rate_check(answer.conversation.owner)
-        new = _answer_create(question=answer.question, model=answer.conversation.model)
+        model = answer.conversation.model
+        new = _answer_create(question=answer.question, model=model)
+        if larger_budget:
+            budget = 2 * (answer.max_completion_tokens or max_completion_tokens_for(model))
+            Message.objects.filter(pk=new.pk).update(max_completion_tokens=budget)
         Conversation.objects.filter(pk=answer.conversation_id).update(updated_at=timezone.now())
     return new
+
+
+def answer_continue(*, answer: Message) -> Message:
+    """Go on with an answer cut at the length limit: the same answer streams again from where
+    it stopped (Moonshot's Partial Mode), its new text appended.
+
+    Only the last answer, complete with `finish_reason` length and with text, continues.
+    """
+    with transaction.atomic():
+        Conversation.objects.select_for_update().get(pk=answer.conversation_id)
+        answer = Message.objects.get(pk=answer.pk)
+        last = Message.objects.filter(conversation_id=answer.conversation_id).aggregate(last=Max("id"))[
+            "last"
+        ]
+        if answer.pk != last or not answer.is_cut_at_length or not answer.content.strip():
+            raise ChatRefused(_("Only the last answer, cut at the length limit, can be continued."))
+        _ask_rate_check(answer.conversation.owner)
+        now = timezone.now()
+        # Back to streaming, with a fresh Redis Stream: the page's snapshot is the saved text
+        # plus what the continuation sends.
+        Message.objects.filter(pk=answer.pk, state=State.COMPLETE, finish_reason=FinishReason.LENGTH).update(
+            state=State.STREAMING,
+            started_at=None,
+            finished_at=None,
+            first_token_at=None,
+            heartbeat_at=now,
+            stream_cursor="",
+            error="",
+        )
+        redis_client().delete(keys.answer_stream(answer.pk), keys.answer_stop(answer.pk))
+        answer_id = answer.pk
+        transaction.on_commit(lambda: answer_generate.delay(answer_id))
+        Conversation.objects.filter(pk=answer.conversation_id).update(updated_at=now)
+    answer.refresh_from_db()
+    return answer
 
 
 def answer_stop(*, answer: Message) -> None:

@@ -24,7 +24,7 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 from docqa.chat import catalogue, export, selectors, services
 from docqa.chat.citations_render import CitedDocument
 from docqa.chat.forms import ConversationNewForm
-from docqa.chat.models import Conversation, Message, Role
+from docqa.chat.models import Conversation, Message, Role, Thinking
 from docqa.chat.refusals import ChatRefused
 from docqa.documents import selectors as document_selectors
 
@@ -57,6 +57,8 @@ def _conversation_context(conversation: Conversation, **extra) -> dict:
         "last_question_id": turns[-1].question.pk if turns else None,
         "recent_conversations": selectors.recent_conversations(owner=conversation.owner),
         "model_choices": catalogue.model_choices(),
+        "thinking_switchable": catalogue.thinking_switchable(conversation.model),
+        "thinking_choices": Thinking.choices,
         "question_limit": settings.DOCQA_MAX_QUESTION_CHARS,
         **extra,
     }
@@ -191,7 +193,27 @@ def conversation_model(request: HttpRequest, pk: int) -> HttpResponse:
     except ChatRefused as exc:
         messages.error(request, str(exc))
     if request.htmx:
-        return render(request, "chat/conversation.html#model_form", _conversation_context(conversation))
+        context = _conversation_context(conversation)
+        # The thinking switch shows only for models that have one.
+        return HttpResponse(
+            render_to_string("chat/conversation.html#model_form", context, request=request)
+            + render_to_string("chat/_thinking_form.html", {**context, "oob": True}, request=request)
+        )
+    return redirect(conversation)
+
+
+@login_required
+@require_POST
+def conversation_thinking(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = _owned_conversation(request, pk)
+    try:
+        services.conversation_set_thinking(
+            conversation=conversation, thinking=request.POST.get("thinking", "")
+        )
+    except ChatRefused as exc:
+        messages.error(request, str(exc))
+    if request.htmx:
+        return render(request, "chat/_thinking_form.html", _conversation_context(conversation))
     return redirect(conversation)
 
 
@@ -264,7 +286,9 @@ def answer_stop(request: HttpRequest, pk: int) -> HttpResponse:
 def answer_regenerate(request: HttpRequest, pk: int) -> HttpResponse:
     answer = _owned_answer(request, pk)
     try:
-        new = services.answer_regenerate(answer=answer)
+        if request.POST.get("thinking") == Thinking.DISABLED:
+            services.conversation_set_thinking(conversation=answer.conversation, thinking=Thinking.DISABLED)
+        new = services.answer_regenerate(answer=answer, larger_budget=request.POST.get("budget") == "larger")
     except ChatRefused as exc:
         messages.error(request, str(exc))
         if request.htmx:
@@ -275,6 +299,23 @@ def answer_regenerate(request: HttpRequest, pk: int) -> HttpResponse:
         context["turn"] = selectors.turn_of(new.question)
         return render(request, "chat/conversation.html#versions", context)
     return redirect(f"{answer.conversation.get_absolute_url()}#answer-{new.pk}")
+
+
+@login_required
+@require_POST
+def answer_continue(request: HttpRequest, pk: int) -> HttpResponse:
+    """Continue an answer cut at the length limit; the same answer streams on."""
+    answer = _owned_answer(request, pk)
+    try:
+        continued = services.answer_continue(answer=answer)
+    except ChatRefused as exc:
+        messages.error(request, str(exc))
+        if request.htmx:
+            return HttpResponseClientRedirect(answer.conversation.get_absolute_url())
+        return redirect(answer.conversation)
+    if request.htmx:
+        return render(request, "chat/conversation.html#answer", _answer_context(continued))
+    return redirect(f"{answer.conversation.get_absolute_url()}#answer-{answer.pk}")
 
 
 # --- shared with the SSE view (docqa.chat.views_stream) -------------------------------------

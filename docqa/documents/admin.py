@@ -11,7 +11,6 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -21,6 +20,7 @@ from docqa.documents.housekeeping.jobs import job_get
 from docqa.documents.housekeeping.overview import account_overview
 from docqa.documents.housekeeping.remote import RemoteKind
 from docqa.documents.models import Document, Status, StoredFile
+from docqa.documents.templatetags.sizes import size_decimal
 
 ACCOUNT_TEMPLATE = "admin/documents/moonshot_account.html"
 CONFIRM_TEMPLATE = "admin/documents/moonshot_account_confirm.html"
@@ -164,7 +164,7 @@ class DocumentAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("size"), ordering="stored_file__size")
     def size(self, obj: Document) -> str:
-        return filesizeformat(obj.stored_file.size)
+        return size_decimal(obj.stored_file.size)
 
     @admin.display(description=_("format"), ordering="stored_file__extension")
     def format(self, obj: Document) -> str:
@@ -256,7 +256,7 @@ class StoredFileAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("size"), ordering="size")
     def size_display(self, obj: StoredFile) -> str:
-        return filesizeformat(obj.size)
+        return size_decimal(obj.size)
 
     @admin.display(description=_("documents"), ordering="document_total")
     def document_count(self, obj: StoredFile) -> int:

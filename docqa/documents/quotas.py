@@ -66,7 +66,7 @@ def upload_room_check(*, owner, size: int, filename: str) -> None:
             _(
                 "“%(name)s” was not added: your documents would exceed %(limit)s MB, the most one user may keep. Delete some first."
             )
-            % {"name": filename, "limit": max_bytes // (1024 * 1024)}
+            % {"name": filename, "limit": max_bytes // 1_000_000}
         )
 
 

@@ -81,7 +81,7 @@ def upload_validate(*, filename: str, size: int) -> None:
     if size > settings.DOCQA_MAX_UPLOAD_BYTES:
         raise UploadRejected(
             _("“%(name)s” is larger than the %(limit)s MB limit per file.")
-            % {"name": filename, "limit": settings.DOCQA_MAX_UPLOAD_BYTES // (1024 * 1024)}
+            % {"name": filename, "limit": settings.DOCQA_MAX_UPLOAD_BYTES // 1_000_000}
         )
 
 

@@ -56,7 +56,8 @@ def document_list(request: HttpRequest) -> HttpResponse:
         {
             "documents": documents,
             "accept": accept_attribute(),
-            "max_upload_mb": settings.DOCQA_MAX_UPLOAD_BYTES // (1024 * 1024),
+            "max_upload_mb": settings.DOCQA_MAX_UPLOAD_BYTES // 1_000_000,
+            "max_upload_bytes": settings.DOCQA_MAX_UPLOAD_BYTES,
         },
     )
 
@@ -70,7 +71,7 @@ def document_upload(request: HttpRequest) -> HttpResponse:
     handler = next(h for h in request.upload_handlers if isinstance(h, HashingUploadHandler))
     errors: list[str] = [
         _("“%(name)s” is larger than the %(limit)s MB limit per file.")
-        % {"name": name, "limit": settings.DOCQA_MAX_UPLOAD_BYTES // (1024 * 1024)}
+        % {"name": name, "limit": settings.DOCQA_MAX_UPLOAD_BYTES // 1_000_000}
         for name in handler.too_large
     ]
     results: list[services.UploadResult] = []

@@ -14,31 +14,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from docqa.emulator.answer import offline_answer
-from docqa.emulator.catalog import MODELS, Model, model_get
-from docqa.emulator.errors import invalid_request
+from docqa.emulator.errors import error_body, invalid_request
+from docqa.emulator.faults import Fault
 from docqa.emulator.state import EmulatorState, Knobs
 from docqa.emulator.tokens import CJK_CHAR, messages_tokens, text_tokens
+from docqa.emulator.validation import ChatRequest, chat_request_parse, estimate_request_parse
 
-# Moonshot's documented default when a request gives no max_tokens.
-DEFAULT_MAX_TOKENS = 1024
-ROLES = ("system", "user", "assistant")
+FINISH_LENGTH = "length"
 
 # Units a delta is made of: one CJK character, or one run of other non-space characters,
 # each with the whitespace after it, so the units joined give back the text exactly.
 _UNIT = re.compile(f"[{CJK_CHAR}]\\s*|[^\\s{CJK_CHAR}]+\\s*|\\s+")
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    """A validated chat completion request."""
-
-    model: Model
-    messages: list[dict]
-    max_tokens: int
-    stream: bool
-    include_usage: bool
-    thinking: bool
-    n: int
 
 
 @dataclass(frozen=True)
@@ -49,7 +35,8 @@ class Delta:
     text: str
 
 
-async def _json_body(request: Request) -> dict:
+async def json_body(request: Request) -> dict:
+    """The request's JSON object, or the API's 400."""
     try:
         body = await request.json()
     except ValueError:
@@ -59,103 +46,21 @@ async def _json_body(request: Request) -> dict:
     return body
 
 
-def _model(body: dict) -> Model:
-    model_id = body.get("model")
-    if not isinstance(model_id, str) or not model_id:
-        raise invalid_request("model is required")
-    model = model_get(model_id)
-    if model is None:
-        known = ", ".join(m.id for m in MODELS)
-        raise invalid_request(f"Not found the model {model_id} or Permission denied; known models: {known}")
-    return model
+def deltas_plan(chat: ChatRequest, knobs: Knobs) -> tuple[list[Delta], str]:
+    """The reply as deltas cut to `max_tokens`, and its finish reason.
 
-
-def _messages(body: dict) -> list[dict]:
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise invalid_request("messages must be a non-empty list")
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise invalid_request(f"messages[{index}] must be an object with role and content")
-        role = message.get("role")
-        if role not in ROLES:
-            raise invalid_request(f"messages[{index}].role must be one of {', '.join(ROLES)}, not {role!r}")
-        content = message.get("content")
-        if isinstance(content, str):
-            if not content:
-                raise invalid_request(f"messages[{index}].content must not be empty")
-        elif isinstance(content, list):
-            if not content or not all(isinstance(p, dict) and p.get("type") for p in content):
-                raise invalid_request(f"messages[{index}].content must be a non-empty list of typed parts")
-        else:
-            raise invalid_request(f"messages[{index}].content must be a non-empty string or list of parts")
-    return messages
-
-
-def _number(body: dict, name: str, low: float, high: float) -> None:
-    value = body.get(name)
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise invalid_request(f"{name} must be a number in [{low:g}, {high:g}], not {value!r}")
-
-
-def chat_request_parse(body: dict) -> ChatRequest:
-    """Validate a chat request as the spec describes; raise the API's 400 otherwise."""
-    model = _model(body)
-    messages = _messages(body)
-    _number(body, "temperature", 0, 1)
-    _number(body, "top_p", 0, 1)
-    _number(body, "presence_penalty", -2, 2)
-    _number(body, "frequency_penalty", -2, 2)
-    n = body.get("n", 1)
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 5:
-        raise invalid_request(f"n must be an integer from 1 to 5, not {n!r}")
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is None:
-        max_tokens = DEFAULT_MAX_TOKENS
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise invalid_request(f"max_tokens must be a positive integer, not {max_tokens!r}")
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise invalid_request("stream must be true or false")
-    thinking_option = body.get("thinking")
-    thinking_type = "enabled"
-    if thinking_option is not None:
-        if not isinstance(thinking_option, dict) or thinking_option.get("type") not in (
-            "enabled",
-            "disabled",
-        ):
-            raise invalid_request('thinking must be {"type": "enabled"} or {"type": "disabled"}')
-        thinking_type = thinking_option["type"]
-    thinking = model.always_thinks or (model.thinking_switch and thinking_type == "enabled")
-    stream_options = body.get("stream_options") or {}
-    include_usage = bool(isinstance(stream_options, dict) and stream_options.get("include_usage"))
-
-    prompt_tokens = messages_tokens(messages)
-    if prompt_tokens + max_tokens > model.context_length:
-        raise invalid_request(
-            f"Invalid request: Your request exceeded model token limit: {model.context_length} "
-            f"(prompt {prompt_tokens} tokens + max_tokens {max_tokens})"
-        )
-    return ChatRequest(
-        model=model,
-        messages=messages,
-        max_tokens=max_tokens,
-        stream=stream,
-        include_usage=include_usage,
-        thinking=thinking,
-        n=n,
-    )
-
-
-def deltas_plan(chat: ChatRequest, knobs: Knobs) -> tuple[list[Delta], str, int]:
-    """The reply as deltas cut to `max_tokens`; also its finish reason and completion tokens."""
+    In Partial Mode the answer continues the assistant prefix: the part of the offline
+    answer after the prefix (the whole answer if it does not start that way), no reasoning.
+    """
     answer = offline_answer(chat.messages)
     pieces: list[Delta] = []
-    if chat.thinking:
+    content = answer.content
+    if chat.partial_prefix is not None:
+        if content.startswith(chat.partial_prefix):
+            content = content[len(chat.partial_prefix) :]
+    elif chat.thinking:
         pieces += _split("reasoning_content", answer.reasoning, knobs.chunk_size_words)
-    pieces += _split("content", answer.content, knobs.chunk_size_words)
+    pieces += _split("content", content, knobs.chunk_size_words)
 
     budget = chat.max_tokens
     used = 0
@@ -174,9 +79,8 @@ def deltas_plan(chat: ChatRequest, knobs: Knobs) -> tuple[list[Delta], str, int]
             kept += unit
         if kept:
             planned.append(Delta(piece.field, kept))
-            used += text_tokens(kept)
-        return planned, "length", used
-    return planned, "stop", used
+        return planned, FINISH_LENGTH
+    return planned, "stop"
 
 
 def _split(field: str, text: str, words: int) -> list[Delta]:
@@ -184,32 +88,41 @@ def _split(field: str, text: str, words: int) -> list[Delta]:
     return [Delta(field, "".join(units[i : i + words])) for i in range(0, len(units), words)]
 
 
-def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
+def _usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> dict:
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        # Not in the spec's `usage`; what Moonshot adds for its prefix cache.
+        "cached_tokens": cached_tokens,
     }
 
 
 async def chat_completions(request: Request) -> Response:
     """POST /v1/chat/completions."""
     state: EmulatorState = request.app.state.emulator
-    chat = chat_request_parse(await _json_body(request))
+    chat = chat_request_parse(await json_body(request))
     knobs = state.knobs
-    deltas, finish_reason, completion_tokens = deltas_plan(chat, knobs)
-    usage = _usage(messages_tokens(chat.messages), completion_tokens)
+    deltas, finish_reason = deltas_plan(chat, knobs)
+    fault: Fault | None = request.scope.get("state", {}).get("chat_fault")
+    if fault is not None and fault.kind == "finish":
+        deltas = deltas[: fault.after_deltas]
+        finish_reason = fault.finish_reason
+    cached = state.prefix_cache.lookup(chat.prompt_cache_key, chat.messages)
+    completion_tokens = sum(text_tokens(d.text) for d in deltas)
+    usage = _usage(messages_tokens(chat.messages), completion_tokens, cached)
     completion_id = "chatcmpl-" + secrets.token_hex(12)
     created = int(time.time())
     if chat.stream:
-        events = _events(chat, deltas, finish_reason, usage, completion_id, created, knobs)
+        stream_error = fault if fault is not None and fault.kind == "stream_error" else None
+        plan = _StreamPlan(chat, deltas, finish_reason, usage, completion_id, created, stream_error)
         return StreamingResponse(
-            events,
+            _events(plan, knobs),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     message: dict = {"role": "assistant", "content": "".join(d.text for d in deltas if d.field == "content")}
-    if chat.thinking:
+    if chat.thinking and chat.partial_prefix is None:
         message["reasoning_content"] = "".join(d.text for d in deltas if d.field == "reasoning_content")
     await asyncio.sleep(knobs.first_token_delay)
     return JSONResponse(
@@ -236,56 +149,64 @@ def _sse(payload: dict | str) -> bytes:
     return f"data: {data}\n\n".encode()
 
 
-async def _events(
-    chat: ChatRequest,
-    deltas: list[Delta],
-    finish_reason: str,
-    usage: dict,
-    completion_id: str,
-    created: int,
-    knobs: Knobs,
-) -> AsyncIterator[bytes]:
-    """Moonshot's SSE stream: a role chunk, the deltas, a final chunk with usage, [DONE]."""
+@dataclass(frozen=True)
+class _StreamPlan:
+    chat: ChatRequest
+    deltas: list[Delta]
+    finish_reason: str
+    usage: dict
+    completion_id: str
+    created: int
+    error: Fault | None
 
-    def chunk(delta: dict, reason: str | None = None, chunk_usage: dict | None = None) -> dict:
-        choice: dict = {"index": 0, "delta": delta, "finish_reason": reason}
+
+async def _events(plan: _StreamPlan, knobs: Knobs) -> AsyncIterator[bytes]:
+    """Moonshot's SSE stream: a role chunk, the deltas, a final chunk, then (only with
+    `stream_options.include_usage`) a chunk with empty `choices` and the usage, and [DONE].
+
+    With include_usage every other chunk carries `"usage": null`, as the spec says. An
+    injected `stream_error` sends an `{"error": ...}` event after `after_deltas` deltas
+    (0: as the first event) and ends the stream there, without [DONE].
+    """
+    chat = plan.chat
+
+    def chunk(choices: list[dict], usage: dict | None = None) -> dict:
         body = {
-            "id": completion_id,
+            "id": plan.completion_id,
             "object": "chat.completion.chunk",
-            "created": created,
+            "created": plan.created,
             "model": chat.model.id,
-            "choices": [choice],
+            "choices": choices,
         }
-        if chunk_usage is not None:
-            # Moonshot puts usage inside the final choice; OpenAI-style clients look at the top.
-            choice["usage"] = chunk_usage
-            body["usage"] = chunk_usage
+        if chat.include_usage:
+            body["usage"] = usage
         return body
 
+    def choice(delta: dict, reason: str | None = None) -> list[dict]:
+        return [{"index": 0, "delta": delta, "finish_reason": reason}]
+
+    def error_event(fault: Fault) -> bytes:
+        return _sse(error_body(fault.error_type, fault.error_message))
+
     await asyncio.sleep(knobs.first_token_delay)
-    yield _sse(chunk({"role": "assistant", "content": ""}))
-    for index, delta in enumerate(deltas):
+    if plan.error is not None and plan.error.after_deltas <= 0:
+        yield error_event(plan.error)
+        return
+    yield _sse(chunk(choice({"role": "assistant", "content": ""})))
+    for index, delta in enumerate(plan.deltas):
         if index and knobs.chunk_delay:
             await asyncio.sleep(knobs.chunk_delay)
-        yield _sse(chunk({delta.field: delta.text}))
-    yield _sse(chunk({}, finish_reason, usage))
+        yield _sse(chunk(choice({delta.field: delta.text})))
+        if plan.error is not None and index + 1 >= plan.error.after_deltas:
+            yield error_event(plan.error)
+            return
+    yield _sse(chunk(choice({}, plan.finish_reason)))
     if chat.include_usage:
-        yield _sse(
-            {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": chat.model.id,
-                "choices": [],
-                "usage": usage,
-            }
-        )
+        yield _sse(chunk([], plan.usage))
     yield _sse("[DONE]")
 
 
 async def tokens_estimate(request: Request) -> Response:
     """POST /v1/tokenizers/estimate-token-count."""
-    body = await _json_body(request)
-    _model(body)
-    messages = _messages(body)
+    messages = estimate_request_parse(await json_body(request))
     return JSONResponse({"data": {"total_tokens": messages_tokens(messages)}})

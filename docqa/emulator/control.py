@@ -42,13 +42,22 @@ class EmulatorControl:
         probability: float | None = None,
         retry_after: float | None = None,
         after_chunks: int = 0,
+        after_deltas: int = 0,
+        finish_reason: str = "length",
+        pending_status: str | None = None,
+        done_status: str | None = None,
         seconds: float = 0.0,
     ) -> int:
         """Add a fault for requests matching `method` and the glob `path`; return its id.
 
         `kind` is error (answer `status` with `error_type`), delay (`seconds`), cut_stream
         (close after `after_chunks` body chunks), reset (drop the connection unanswered) or
-        extract_error (the upload's extraction ends in error with `message`). It fires `count`
+        extract_error (the upload's extraction ends in error with `message`), stream_error (a 200
+        stream sends an error event of `error_type`/`message` after `after_deltas` deltas, 0:
+        first), finish (the answer stops after `after_deltas` deltas with `finish_reason`
+        "length" or "content_filter"), not_deleted (a DELETE answers `deleted: false` and keeps
+        the file) or file_status (the upload shows `pending_status` while extracting and ends in
+        `done_status`, "ok" or "ready"). It fires `count`
         times (default 1; None: forever), or with `probability` on that share of requests
         (then forever unless a count is given).
         """
@@ -65,6 +74,10 @@ class EmulatorControl:
             "probability": probability,
             "retry_after": retry_after,
             "after_chunks": after_chunks,
+            "after_deltas": after_deltas,
+            "finish_reason": finish_reason,
+            "pending_status": pending_status,
+            "done_status": done_status,
             "seconds": seconds,
         }
         return self._call("POST", "faults", spec)["id"]

@@ -23,6 +23,14 @@ from docqa.emulator.formats import (
     extension_of,
     media_type_of,
 )
+from docqa.emulator.guard import (
+    ZIP_EXTENSIONS,
+    ZIP_KINDS,
+    ExtractionError,
+    content_capped,
+    paths_hidden,
+    zip_bounds_check,
+)
 from docqa.emulator.text import html_to_text, text_decode
 
 # A zip or OLE container that is not what its .docx/.xlsx/.pptx name says is most often a
@@ -31,10 +39,6 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # Legacy binaries are scanned for printable runs; cap the scan so a huge file stays cheap.
 _LEGACY_SCAN_BYTES = 64 * 1024 * 1024
 _LEGACY_MIN_CHARS = 20
-
-
-class ExtractionError(Exception):
-    """The file could not be read; the message is shown to the user as `status_details`."""
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,21 @@ class Extraction:
 
 
 def extract(path: Path, filename: str) -> Extraction:
-    """Extract the text of the file at `path`, whose original name is `filename`."""
+    """Extract the text of the file at `path`, whose original name is `filename`.
+
+    The text is cut at `MAX_CONTENT_CHARS`, with a word about it in `details`.
+    """
+    extraction = _extract(path, filename)
+    content, details = content_capped(extraction.content, extraction.details)
+    if content is extraction.content:
+        return extraction
+    return Extraction(content, extraction.file_type, title=extraction.title, details=details)
+
+
+def _extract(path: Path, filename: str) -> Extraction:
     extension = extension_of(filename)
+    if extension in ZIP_EXTENSIONS:
+        zip_bounds_check(path, ZIP_KINDS[extension])
     file_type = media_type_of(filename)
     if extension in TEXT_EXTENSIONS or extension == ".jsonl":
         text, details = text_decode(path.read_bytes())
@@ -306,5 +323,5 @@ def _image(path: Path, filename: str, extension: str, file_type: str) -> Extract
 
 
 def _short(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
+    text = paths_hidden(str(exc).strip()) or type(exc).__name__
     return text if len(text) <= 160 else text[:157] + "..."

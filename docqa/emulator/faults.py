@@ -1,5 +1,12 @@
 """Faults the tests inject: errors, delays, broken streams, dropped connections.
 
+Kinds: `error` (answer `status`/`error_type`), `delay`, `cut_stream`, `reset`,
+`extract_error`, and, inside an answer: `stream_error` (an `{"error": ...}` event in a 200
+stream after `after_deltas` deltas), `finish` (end after `after_deltas` deltas with
+`finish_reason` "length" or "content_filter"), `not_deleted` (a DELETE answers 200 with
+`deleted: false` and keeps the file) and `file_status` (the upload's extraction shows
+`pending_status` while it runs and ends in `done_status`, e.g. "ready").
+
 A fault matches by HTTP method and a glob on the path (`/v1/files/*`), and fires for its
 next `count` matching requests (`None`: forever) or, with `probability`, on that share of
 them. Faults are checked in the order they were added.
@@ -15,7 +22,21 @@ from dataclasses import asdict, dataclass
 
 from docqa.emulator.errors import DEFAULT_MESSAGES, RATE_LIMIT_REACHED, invalid_request
 
-KINDS = ("error", "delay", "cut_stream", "reset", "extract_error")
+KINDS = (
+    "error",
+    "delay",
+    "cut_stream",
+    "reset",
+    "extract_error",
+    "stream_error",
+    "finish",
+    "not_deleted",
+    "file_status",
+)
+# What a `finish` fault may end a completion with.
+FINISH_REASONS = ("length", "content_filter", "stop")
+# The statuses of a finished extraction that the seeds show (`ok` in 001/002, `ready` in 004).
+DONE_STATUSES = ("ok", "ready")
 
 
 @dataclass
@@ -33,6 +54,10 @@ class Fault:
     count: int | None = 1
     probability: float | None = None
     after_chunks: int = 0
+    after_deltas: int = 0
+    finish_reason: str = "length"
+    pending_status: str | None = None
+    done_status: str | None = None
     seconds: float = 0.0
     fired: int = 0
 
@@ -70,6 +95,16 @@ class FaultBook:
         kind = spec.get("kind") or "error"
         if kind not in KINDS:
             raise invalid_request(f"fault kind must be one of {', '.join(KINDS)}")
+        if spec.get("finish_reason", "length") not in FINISH_REASONS:
+            raise invalid_request(f"finish_reason must be one of {', '.join(FINISH_REASONS)}")
+        for name in ("after_chunks", "after_deltas"):
+            value = spec.get(name) or 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise invalid_request(f"{name} must be a non-negative integer")
+        if spec.get("done_status") not in (None, *DONE_STATUSES):
+            raise invalid_request(f"done_status must be one of {', '.join(DONE_STATUSES)}")
+        if spec.get("pending_status") in (*DONE_STATUSES, "error"):
+            raise invalid_request("pending_status must be an in-progress status, not ok, ready or error")
         probability = spec.get("probability")
         if probability is not None and not 0 <= float(probability) <= 1:
             raise invalid_request("probability must be between 0 and 1")

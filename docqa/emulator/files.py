@@ -13,16 +13,20 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from docqa.emulator.errors import RESOURCE_NOT_FOUND, ApiError, invalid_request
-from docqa.emulator.extraction import ExtractionError, extract
+from docqa.emulator.extraction import extract
+from docqa.emulator.faults import DONE_STATUSES
 from docqa.emulator.formats import ALLOWED_BY_PURPOSE, extension_of, media_type_of, upload_check
+from docqa.emulator.guard import ExtractionError, paths_hidden
 from docqa.emulator.state import EmulatorState
-from docqa.emulator.store import MB, FileRecord
+from docqa.emulator.store import ERROR_STATUS, MB, PENDING_STATUS, FileRecord
 
 logger = logging.getLogger("docqa.emulator")
 
 # Room for the multipart boundaries, part headers and the purpose field around the file.
 MULTIPART_ALLOWANCE = 64 * 1024
 _MAX_FIELD_BYTES = 64 * 1024
+# A stuck reader fails its file after this long instead of leaving it in progress forever.
+EXTRACTION_TIMEOUT = 120.0
 _ANY_ALLOWED = frozenset().union(*ALLOWED_BY_PURPOSE.values())
 
 
@@ -173,31 +177,36 @@ async def files_upload(request: Request) -> Response:
         if upload.size == 0:
             raise invalid_request(f"the file {upload.filename} is empty; there is nothing to upload")
         extracting = purpose == "file-extract"
+        pending_status, done_status = request.scope.get("state", {}).get("file_status", (None, None))
         record = state.store.add(
             temp_path=temp_path,
             filename=upload.filename,
             purpose=purpose,
             size=upload.size,
             file_type=media_type_of(upload.filename),
-            status="processing" if extracting else "ok",
+            status=(pending_status or PENDING_STATUS) if extracting else (done_status or "ok"),
         )
     finally:
         temp_path.unlink(missing_ok=True)  # already moved into place when all went well
     logger.info("file %s uploaded: %s, %d bytes", record.id, record.filename, record.bytes)
     if extracting:
         forced_error = request.scope.get("state", {}).get("extract_error")
-        extraction_schedule(state, record, forced_error=forced_error)
+        extraction_schedule(state, record, forced_error=forced_error, done_status=done_status or "ok")
     return JSONResponse(record.as_json())
 
 
-def extraction_schedule(state: EmulatorState, record: FileRecord, *, forced_error: str | None = None) -> None:
-    """Extract a file's text in the background; its status moves to `ok` or `error`."""
-    task = asyncio.get_running_loop().create_task(_extraction_run(state, record, forced_error))
+def extraction_schedule(
+    state: EmulatorState, record: FileRecord, *, forced_error: str | None = None, done_status: str = "ok"
+) -> None:
+    """Extract a file's text in the background; its status moves to `done_status` or `error`."""
+    task = asyncio.get_running_loop().create_task(_extraction_run(state, record, forced_error, done_status))
     state.tasks.add(task)
     task.add_done_callback(state.tasks.discard)
 
 
-async def _extraction_run(state: EmulatorState, record: FileRecord, forced_error: str | None) -> None:
+async def _extraction_run(
+    state: EmulatorState, record: FileRecord, forced_error: str | None, done_status: str
+) -> None:
     await asyncio.sleep(state.knobs.extract_delay)
     if forced_error is not None:
         state.store.result_set(record.id, status="error", status_details=forced_error, content=None)
@@ -205,20 +214,32 @@ async def _extraction_run(state: EmulatorState, record: FileRecord, forced_error
     path = state.store.blob_path(record.id)
     loop = asyncio.get_running_loop()
     try:
-        result = await loop.run_in_executor(state.executor, extract, path, record.filename)
+        # The worker thread cannot be stopped, but the file is failed in time; the readers'
+        # own size caps (see extraction.py) keep what it still does bounded.
+        result = await asyncio.wait_for(
+            loop.run_in_executor(state.executor, extract, path, record.filename), EXTRACTION_TIMEOUT
+        )
     except ExtractionError as exc:
         logger.info("file %s could not be extracted: %s", record.id, exc)
         state.store.result_set(record.id, status="error", status_details=str(exc), content=None)
         return
     except FileNotFoundError:
         return  # deleted while waiting: nothing left to report on
+    except TimeoutError:
+        details = f"extraction took longer than {EXTRACTION_TIMEOUT:g} seconds and was given up"
+        state.store.result_set(record.id, status="error", status_details=details, content=None)
+        return
     except Exception as exc:
         logger.exception("extraction of file %s failed unexpectedly", record.id)
-        details = f"the file could not be read ({type(exc).__name__}: {exc})"
+        details = f"the file could not be read ({type(exc).__name__}: {paths_hidden(str(exc))})"
         state.store.result_set(record.id, status="error", status_details=details, content=None)
         return
     state.store.result_set(
-        record.id, status="ok", status_details=result.details, content=result.content, title=result.title
+        record.id,
+        status=done_status,
+        status_details=result.details,
+        content=result.content,
+        title=result.title,
     )
 
 
@@ -244,6 +265,10 @@ async def files_retrieve(request: Request) -> Response:
 async def files_delete(request: Request) -> Response:
     """DELETE /v1/files/{id}."""
     file_id = request.path_params["id"]
+    if request.scope.get("state", {}).get("not_deleted"):
+        _record_or_404(_state(request), file_id)
+        logger.info("file %s not deleted (injected fault)", file_id)
+        return JSONResponse({"id": file_id, "object": "file", "deleted": False})
     if not _state(request).store.delete(file_id):
         raise ApiError(404, RESOURCE_NOT_FOUND, f"file {file_id} not found")
     logger.info("file %s deleted", file_id)
@@ -259,12 +284,13 @@ async def files_content(request: Request) -> Response:
             f"file {record.id} was uploaded with purpose {record.purpose}; "
             "only file-extract files have extracted content"
         )
-    if record.status == "processing":
-        raise invalid_request(
-            f"file {record.id} is still being processed (status: processing); retry when its status is ok"
-        )
-    if record.status == "error":
+    if record.status == ERROR_STATUS:
         raise invalid_request(f"file {record.id} could not be extracted: {record.status_details}")
+    if record.status not in DONE_STATUSES:
+        raise invalid_request(
+            f"file {record.id} is still being processed (status: {record.status}); "
+            "retry when its status is ok"
+        )
     if record.fake:
         content = f"[offline mode: {record.filename} is a filler record with no bytes, made for tests]"
     else:

@@ -92,6 +92,12 @@ class EmulatorMiddleware:
                 scope.setdefault("state", {})["extract_error"] = (
                     fault.message or "extraction failed (injected fault)"
                 )
+            elif fault.kind in ("stream_error", "finish"):
+                scope.setdefault("state", {})["chat_fault"] = fault
+            elif fault.kind == "not_deleted":
+                scope.setdefault("state", {})["not_deleted"] = True
+            elif fault.kind == "file_status":
+                scope.setdefault("state", {})["file_status"] = (fault.pending_status, fault.done_status)
             elif fault.kind == "cut_stream":
                 cut = fault
         if cut is None:

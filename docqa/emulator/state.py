@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 from docqa.emulator.errors import ApiError, invalid_request
 from docqa.emulator.faults import FaultBook
 from docqa.emulator.store import AccountLimits, FileStore
+from docqa.emulator.tokens import messages_tokens
 
 # Extraction is CPU-bound; a few workers keep a burst of uploads from starving the server.
 EXTRACTION_WORKERS = 4
@@ -89,6 +92,45 @@ class Stats:
             return {"requests": dict(self.requests), "last_chat_request_at": self.last_chat_request_at}
 
 
+class PrefixCache:
+    """Moonshot's prefix cache, keyed by `prompt_cache_key`: a request whose first messages
+    are those of the previous request under the same key reports them as `cached_tokens`.
+    """
+
+    MAX_KEYS = 1024
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # Per key, the fingerprints of the previous request's messages (not the text).
+        self._last: OrderedDict[str, list[str]] = OrderedDict()
+
+    def lookup(self, key: str | None, messages: list[dict]) -> int:
+        """The cached tokens of this request, remembering it for the next one."""
+        if not key:
+            return 0
+        current = [_fingerprint(m) for m in messages]
+        with self._lock:
+            previous = self._last.pop(key, [])
+            self._last[key] = current
+            while len(self._last) > self.MAX_KEYS:
+                self._last.popitem(last=False)
+        shared = 0
+        for mine, theirs in zip(current, previous, strict=False):
+            if mine != theirs:
+                break
+            shared += 1
+        return messages_tokens(messages[:shared]) if shared else 0
+
+    def reset(self) -> None:
+        """Forget every key."""
+        with self._lock:
+            self._last.clear()
+
+
+def _fingerprint(message: dict) -> str:
+    return hashlib.sha256(json.dumps(message, sort_keys=True).encode()).hexdigest()
+
+
 class EmulatorState:
     """Everything one app instance shares between its handlers."""
 
@@ -103,6 +145,7 @@ class EmulatorState:
         self.store = FileStore(self.data_dir, limits)
         self.faults = FaultBook()
         self.stats = Stats()
+        self.prefix_cache = PrefixCache()
         self.executor = ThreadPoolExecutor(
             max_workers=EXTRACTION_WORKERS, thread_name_prefix="emulator-extract"
         )
@@ -115,6 +158,7 @@ class EmulatorState:
             task.cancel()
         self.faults.clear()
         self.stats.reset()
+        self.prefix_cache.reset()
         self.store.reset()
         self.knobs.update(self._initial_knobs)
 

@@ -21,12 +21,43 @@ from urllib.parse import quote
 
 from requests_toolbelt.multipart.encoder import MultipartEncoder
 
-from docqa.moonshot.errors import MoonshotError
+from docqa.moonshot.errors import MoonshotError, NotDeletedError
 from docqa.moonshot.streaming import stream_chunks
 from docqa.moonshot.transport import AttemptObserver, Transport, response_text
 from docqa.moonshot.types import Balance, ChatChunk, FileObject, ModelInfo
 
 DEFAULT_BASE_URL = "https://api.moonshot.cn/v1"
+
+# Seed 004, `EstimateTokenRequest.model`: the only ids the estimate endpoint takes.
+ESTIMATE_TOKEN_MODELS = frozenset(
+    {
+        "kimi-k2.6",
+        "kimi-k2.5",
+        "kimi-k2-0905-preview",
+        "kimi-k2-0711-preview",
+        "kimi-k2-turbo-preview",
+        "moonshot-v1-8k",
+        "moonshot-v1-32k",
+        "moonshot-v1-128k",
+        "moonshot-v1-auto",
+        "moonshot-v1-8k-vision-preview",
+        "moonshot-v1-32k-vision-preview",
+        "moonshot-v1-128k-vision-preview",
+    }
+)
+
+
+def estimate_model_for(model: str) -> str:
+    """A model id the estimate endpoint takes, counting like `model`.
+
+    kimi-k2-thinking* are kimi-k2 models (same tokenizer) that the endpoint does not list;
+    any other unlisted id is sent as it is (the caller falls back on a 400).
+    """
+    if model in ESTIMATE_TOKEN_MODELS:
+        return model
+    if model.startswith("kimi-k2-thinking"):
+        return "kimi-k2-0905-preview"
+    return model
 
 
 def _transport_setting(name: str) -> property:
@@ -123,13 +154,34 @@ class MoonshotClient:
         return FileObject.from_api(self._get_json(_file_path(file_id)))
 
     def files_content(self, file_id: str) -> str:
-        """The extracted text exactly as the API returns it (usually a JSON string)."""
-        return response_text(self._transport.request("GET", _file_path(file_id) + "/content"))
+        """The extracted text exactly as the API returns it (usually a JSON string).
+
+        The endpoint answers `text/plain` (seed 003), so that is what is asked for.
+        """
+        response = self._transport.request(
+            "GET", _file_path(file_id) + "/content", headers={"Accept": "text/plain, */*"}
+        )
+        return response_text(response)
 
     def files_delete(self, file_id: str) -> bool:
-        """Delete a file. True when deleted; a missing file raises `NotFoundError`."""
-        data = self._transport.json(self._transport.request("DELETE", _file_path(file_id)))
-        return bool(data.get("deleted", True))
+        """Delete a file; True once deleted. A missing file raises `NotFoundError`.
+
+        `deleted: false` (the file is still there) is tried again like a server error, then
+        raised as `NotDeletedError` (retryable: the caller's task may come back later); it
+        never counts as done.
+        """
+        attempt = 0
+        while True:
+            data = self._transport.json(self._transport.request("DELETE", _file_path(file_id)))
+            if data.get("deleted") is not False:
+                return True
+            error = NotDeletedError(f"Moonshot answered deleted: false for {file_id}", status=200)
+            attempt += 1
+            delay = self._transport.retry_delay(error, attempt)
+            if delay is None:
+                raise error
+            self._transport.log_retry("DELETE", _file_path(file_id), error, attempt, delay)
+            self._transport.sleep(delay)
 
     # Chat
 
@@ -181,8 +233,10 @@ class MoonshotClient:
         return [ModelInfo.from_api(item) for item in data.get("data") or []]
 
     def estimate_token_count(self, *, model: str, messages: list[dict[str, Any]]) -> int:
-        """How many tokens `messages` take for `model`, counted by the API."""
-        data = self._post_json("/tokenizers/estimate-token-count", {"model": model, "messages": messages})
+        """How many tokens `messages` take for `model`, counted by the API (for a model the
+        endpoint does not list, by its listed sibling: see `estimate_model_for`)."""
+        payload = {"model": estimate_model_for(model), "messages": messages}
+        data = self._post_json("/tokenizers/estimate-token-count", payload)
         try:
             return int(data["data"]["total_tokens"])
         except (KeyError, TypeError, ValueError) as exc:

@@ -11,11 +11,18 @@ import json
 import re
 from typing import Any, ClassVar
 
-# Moonshot's error types (the error table in its API docs).
+# Moonshot's error types. The first four are the error table of seed 002 (401, 400, 429,
+# 429); the others are the rest of the table in Moonshot's current docs (403, 404, 429
+# overloaded, 500, content filter). Each has a class below, and so a retry decision.
 INVALID_AUTHENTICATION = "invalid_authentication_error"
 INVALID_REQUEST = "invalid_request_error"
 RATE_LIMIT_REACHED = "rate_limit_reached_error"
 EXCEEDED_CURRENT_QUOTA = "exceeded_current_quota_error"
+PERMISSION_DENIED = "permission_denied_error"
+RESOURCE_NOT_FOUND = "resource_not_found_error"
+ENGINE_OVERLOADED = "engine_overloaded_error"
+SERVER_ERROR = "server_error"
+CONTENT_FILTER = "content_filter"
 
 # How the API words "your messages do not fit the model", e.g.
 # "Invalid request: Your request exceeded model token limit: 8192".
@@ -29,6 +36,9 @@ class MoonshotError(Exception):
     """Base class of every error the Moonshot client raises."""
 
     retryable: ClassVar[bool] = False
+    # What a stream had sent before it failed (set by `streaming` on an error mid-stream).
+    partial_content: str = ""
+    partial_reasoning: str = ""
 
     def __init__(
         self,
@@ -83,6 +93,22 @@ class RateLimitError(MoonshotError):
 
 class QuotaExceededError(MoonshotError):
     """429 `exceeded_current_quota_error`: the account is out of money or quota."""
+
+
+class EngineOverloadedError(MoonshotError):
+    """429 `engine_overloaded_error`: Moonshot is too busy right now; later may work."""
+
+    retryable = True
+
+
+class ContentFilterError(InvalidRequestError):
+    """`content_filter`: the input or the output was judged high risk; the same request fails again."""
+
+
+class NotDeletedError(MoonshotError):
+    """A delete answered `deleted: false`: the file is still there; trying again may work."""
+
+    retryable = True
 
 
 class ServerError(MoonshotError):
@@ -146,6 +172,11 @@ def error_for_response(
         "code": code,
         "retry_after": retry_after,
     }
+    by_type = _CLASS_BY_TYPE.get(error_type or "")
+    if by_type is not None:
+        if by_type is InvalidRequestError and _is_context_length(message):
+            return ContextLengthError(message, **kwargs)
+        return by_type(message, **kwargs)
     if status == 401:
         return AuthenticationError(message, **kwargs)
     if status == 403:
@@ -166,19 +197,31 @@ def error_for_response(
 
 
 def error_for_event(error: Any) -> MoonshotError:
-    """Build the typed error for an `{"error": {...}}` object sent inside a 200 stream."""
+    """Build the typed error for an `{"error": {...}}` object sent inside a 200 stream.
+
+    A known type gets its class (and so its retry decision); an unknown one is a plain,
+    not retryable `MoonshotError`: nothing says trying again would help.
+    """
     body = json.dumps({"error": error})
-    _, error_type, _ = _parse_error_body(body)
-    status = {
-        INVALID_AUTHENTICATION: 401,
-        INVALID_REQUEST: 400,
-        RATE_LIMIT_REACHED: 429,
-        EXCEEDED_CURRENT_QUOTA: 429,
-    }.get(error_type or "", 500)
-    built = error_for_response(status, body)
-    # The HTTP status was 200; the mapped one only chose the class.
-    built.status = None
-    return built
+    message, error_type, code = _parse_error_body(body)
+    cls = _CLASS_BY_TYPE.get(error_type or "", MoonshotError)
+    if cls is InvalidRequestError and _is_context_length(message):
+        cls = ContextLengthError
+    return cls(message or "No error message", type=error_type, code=code)
+
+
+_CLASS_BY_TYPE: dict[str, type[MoonshotError]] = {
+    INVALID_AUTHENTICATION: AuthenticationError,
+    INVALID_REQUEST: InvalidRequestError,
+    PERMISSION_DENIED: PermissionDeniedError,
+    RESOURCE_NOT_FOUND: NotFoundError,
+    RATE_LIMIT_REACHED: RateLimitError,
+    EXCEEDED_CURRENT_QUOTA: QuotaExceededError,
+    ENGINE_OVERLOADED: EngineOverloadedError,
+    SERVER_ERROR: ServerError,
+    CONTENT_FILTER: ContentFilterError,
+    CONTENT_FILTER + "_error": ContentFilterError,  # the spelling some responses use
+}
 
 
 def _is_context_length(message: str) -> bool:

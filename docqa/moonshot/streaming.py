@@ -97,9 +97,13 @@ def stream_chunks(
                 except ValueError:
                     raise interrupted("Stream sent an event that is not JSON") from None
                 if isinstance(data, dict) and "error" in data:
+                    # The typed error (a content filter is not a cut connection), with
+                    # what had arrived before it.
                     # Whatever the event echoes (the key, say) is redacted like an HTTP error body.
                     error = error_for_event(json.loads(transport.redact(event.data))["error"])
-                    raise interrupted(f"Stream stopped with an error: {error}") from None
+                    error.partial_content = "".join(content)
+                    error.partial_reasoning = "".join(reasoning)
+                    raise error from None
                 chunk = ChatChunk.from_api(data if isinstance(data, dict) else {})
                 content.append(chunk.content)
                 reasoning.append(chunk.reasoning_content)

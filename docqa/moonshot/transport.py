@@ -5,9 +5,10 @@ its fair share of attempts:
 
 - 429 `rate_limit_reached_error`: wait at least 3 s (Moonshot's docs warn that retrying at
   once earns a penalty), longer if `Retry-After` says so;
-- 5xx, timeouts, broken connections: exponential backoff with full jitter, 1 s base, 30 s cap;
-- 400, 401, 403, 404 and 429 `exceeded_current_quota_error`: never; the same request would
-  fail the same way.
+- 429 `engine_overloaded_error`, 5xx, timeouts, broken connections: exponential backoff with full jitter, 1 s base, 30 s cap;
+- 400 (and `content_filter`), 401, 403, 404, 429 `exceeded_current_quota_error`, and an
+  error type nobody documented: never; the same request would fail the same way, or
+  nothing says it would not.
 
 A caller may narrow this per request (`retry_transport_errors=False`, see
 `MoonshotClient.files_create`); a stream retries only while opening (see `streaming`).
@@ -106,6 +107,7 @@ class Transport:
         json_body: Any = None,
         body_factory: BodyFactory | None = None,
         retry_transport_errors: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> requests.Response:
         """Send with retries; return a response whose body has been read."""
         attempt = 0
@@ -120,6 +122,7 @@ class Transport:
                         json_body=json_body,
                         body_factory=body_factory,
                         stream=False,
+                        headers=headers,
                     )
                 except MoonshotError as error:
                     failure = error

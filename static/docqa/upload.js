@@ -7,7 +7,7 @@
   const input = document.getElementById("upload-input");
   const progressList = document.getElementById("upload-progress");
   const rows = document.getElementById("document-rows");
-  const maxBytes = parseInt(form.dataset.maxBytes, 10) * 1024 * 1024;
+  const maxBytes = parseInt(form.dataset.maxBytes, 10);
   const csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
   const PARALLEL = 3;
   const queue = [];

@@ -41,7 +41,7 @@ def test_filename_clean_refuses_names_with_nothing_left(raw):
         ("virus.exe", 10, ".exe files are not supported"),
         ("README", 10, "no file extension"),
         ("empty.txt", 0, "is empty"),
-        ("huge.pdf", 100 * 1024 * 1024 + 1, "100 MB limit"),
+        ("huge.pdf", 100_000_000 + 1, "100 MB limit"),
     ],
 )
 def test_upload_validate_says_why(name, size, reason):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 import requests
 
 from tests.emulator.conftest import API_KEY
@@ -78,6 +79,26 @@ def test_token_estimate_validates_like_chat(api):
     response = api.post("/tokenizers/estimate-token-count", json={"model": "moonshot-v1-8k", "messages": []})
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize("model", ["kimi-k2-thinking", "kimi-k2-thinking-turbo", "gpt-4"])
+def test_token_estimate_takes_only_the_specs_model_list(api, model):
+    # EstimateTokenRequest.model in seed 004 leaves out the thinking-only models.
+    messages = [{"role": "user", "content": "hello"}]
+    response = api.post("/tokenizers/estimate-token-count", json={"model": model, "messages": messages})
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert model in response.json()["error"]["message"]
+    assert api.chat(model="kimi-k2-thinking", messages=messages).status_code == 200  # chat takes them
+
+
+def test_token_estimate_refuses_unknown_fields(api):
+    body = {"model": "kimi-k2.5", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10}
+    response = api.post("/tokenizers/estimate-token-count", json=body)
+    assert response.status_code == 400
+    assert "max_tokens" in response.json()["error"]["message"]
+    del body["max_tokens"]
+    assert api.post("/tokenizers/estimate-token-count", json=body).status_code == 200
 
 
 def test_unknown_routes_and_methods_answer_in_the_error_shape(api):

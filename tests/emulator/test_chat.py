@@ -86,7 +86,8 @@ def test_no_matching_passage_is_said_plainly(api):
     assert "No passage" in answer
 
 
-def test_stream_shape_usage_inside_the_choice_and_done(api):
+def test_stream_shape_and_no_usage_unless_asked(api):
+    # Was: usage in the last chunk regardless. Seed 004 sends it only with include_usage.
     events = api.stream(messages=QUESTION)
     assert events[-1] == "[DONE]"
     chunks = events[:-1]
@@ -96,20 +97,80 @@ def test_stream_shape_usage_inside_the_choice_and_done(api):
     assert len(chunks) > 5  # several-word deltas, not one blob
     final = chunks[-1]
     assert final["choices"][0]["finish_reason"] == "stop"
-    assert final["choices"][0]["usage"] == final["usage"]
-    assert (
-        final["usage"]["total_tokens"]
-        == final["usage"]["prompt_tokens"] + final["usage"]["completion_tokens"]
-    )
     assert all(c["choices"][0]["finish_reason"] is None for c in chunks[:-1])
+    assert not any("usage" in c or "usage" in c["choices"][0] for c in chunks)
     plain = api.chat(messages=QUESTION).json()
     assert content_of(chunks) == plain["choices"][0]["message"]["content"]
-    assert final["usage"] == plain["usage"]
+    usage = plain["usage"]  # a whole completion always has it
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
-def test_stream_include_usage_adds_a_choiceless_chunk(api):
+def test_stream_include_usage_ends_with_a_choiceless_usage_chunk(api):
     events = api.stream(messages=QUESTION, stream_options={"include_usage": True})
-    assert events[-2]["choices"] == [] and events[-2]["usage"]["total_tokens"] > 0
+    assert events[-1] == "[DONE]"
+    last = events[-2]
+    assert last["choices"] == []
+    assert (
+        last["usage"]["total_tokens"] == last["usage"]["prompt_tokens"] + last["usage"]["completion_tokens"]
+    )
+    assert last["usage"]["cached_tokens"] == 0
+    # Every other chunk carries "usage": null, as the spec says.
+    assert all(c["usage"] is None for c in events[:-2])
+    assert events[-3]["choices"][0]["finish_reason"] == "stop"
+    plain = api.chat(messages=QUESTION).json()
+    assert last["usage"] == plain["usage"]
+
+
+def test_include_usage_false_sends_no_usage(api):
+    events = api.stream(messages=QUESTION, stream_options={"include_usage": False})
+    assert not any("usage" in c for c in events[:-1])
+
+
+def test_prompt_cache_key_reports_the_shared_prefix_as_cached_tokens(api):
+    first = api.chat(messages=QUESTION, prompt_cache_key="conversation-7").json()["usage"]
+    assert first["cached_tokens"] == 0
+    follow_up = [
+        *QUESTION,
+        {"role": "assistant", "content": "The moon."},
+        {"role": "user", "content": "Why?"},
+    ]
+    second = api.chat(messages=follow_up, prompt_cache_key="conversation-7").json()["usage"]
+    # The whole first prompt is the prefix of the second.
+    assert second["cached_tokens"] == first["prompt_tokens"] < second["prompt_tokens"]
+    other_key = api.chat(messages=follow_up, prompt_cache_key="conversation-8").json()["usage"]
+    assert other_key["cached_tokens"] == 0
+    assert api.chat(messages=follow_up).json()["usage"]["cached_tokens"] == 0  # no key, no cache
+
+
+def test_partial_mode_continues_from_the_assistant_prefix(api):
+    whole = api.chat(messages=QUESTION).json()["choices"][0]["message"]["content"]
+    prefix = whole[:60]
+    partial = [*QUESTION, {"role": "assistant", "content": prefix, "partial": True}]
+    body = api.chat(messages=partial).json()
+    rest = body["choices"][0]["message"]["content"]
+    assert rest == whole[60:] and not rest.startswith(prefix)
+    events = api.stream(model="kimi-k2-thinking", messages=partial)
+    assert content_of(events) == rest
+    assert reasoning_of(events) == ""  # it continues the answer, not the thinking
+
+
+@pytest.mark.parametrize(
+    "messages, words",
+    [
+        ([{"role": "user", "content": "hi", "partial": True}], "Partial Mode"),
+        (
+            [{"role": "assistant", "content": "so", "partial": True}, {"role": "user", "content": "hi"}],
+            "Partial Mode",
+        ),
+        ([{"role": "user", "content": "hi", "partial": "yes"}], "partial"),
+        ([{"role": "user", "content": "hi", "weight": 2}], "weight"),
+    ],
+)
+def test_partial_mode_and_message_fields_are_checked(api, messages, words):
+    response = api.chat(messages=messages)
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert words in response.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(
@@ -176,6 +237,24 @@ def test_max_tokens_counts_toward_the_context_window(api):
         ({"temperature": 1.5}, "temperature"),
         ({"n": 6}, "n must"),
         ({"max_tokens": 0}, "max_tokens"),
+        ({"max_completion_tokens": "1024"}, "max_completion_tokens"),
+        ({"seed": 42}, "unexpected parameter(s) seed"),
+        ({"user": "u-1"}, "unexpected parameter(s) user"),
+        ({"logprobs": True}, "logprobs"),
+        ({"thinking": {"type": "enabled"}}, "thinking"),  # moonshot-v1 has no thinking switch
+        ({"model": "kimi-k2.5", "temperature": 0.6}, "temperature"),  # k2.5 lists no sampling fields
+        ({"model": "kimi-k2.5", "thinking": {"type": "enabled", "keep": "all"}}, "keep"),
+        ({"model": "kimi-k2.6", "thinking": {"type": "enabled", "keep": "some"}}, "keep"),
+        ({"model": "kimi-k2.6", "thinking": {"type": "on"}}, "thinking"),
+        ({"stream": "yes"}, "stream"),
+        ({"stream_options": {"include_usage": "yes"}}, "include_usage"),
+        ({"stream_options": {"continuous_usage_stats": True}}, "continuous_usage_stats"),
+        ({"stream_options": True}, "stream_options"),
+        ({"prompt_cache_key": 7}, "prompt_cache_key"),
+        ({"safety_identifier": ["a"]}, "safety_identifier"),
+        ({"stop": ["a", "b", "c", "d", "e", "f"]}, "stop"),
+        ({"response_format": {"type": "xml"}}, "response_format"),
+        ({"tools": [{"type": "function", "function": {"name": "x", "parameters": {}}}]}, "tools[0]"),
     ],
 )
 def test_invalid_requests_are_400_invalid_request_error(api, body, words):
@@ -184,6 +263,28 @@ def test_invalid_requests_are_400_invalid_request_error(api, body, words):
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
     assert words in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"max_completion_tokens": 500, "prompt_cache_key": "c-1", "safety_identifier": "h-1"},
+        {"max_tokens": 500, "stop": ["\n\n"], "response_format": {"type": "text"}},
+        {"stream": False, "stream_options": {"include_usage": True}, "n": 1, "top_p": 0.9},
+        {"model": "kimi-k2.6", "thinking": {"type": "enabled", "keep": "all"}},
+        {"model": "kimi-k2.5", "thinking": {"type": "disabled"}, "prompt_cache_key": None},
+        {"model": "kimi-k2-thinking", "temperature": 1.0, "presence_penalty": 0, "frequency_penalty": 0},
+        {"tools": [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]},
+    ],
+)
+def test_the_specs_fields_are_accepted(api, extra):
+    body = {
+        "model": "moonshot-v1-8k",
+        "messages": [{"role": "user", "content": "hi", "name": "ann"}],
+        **extra,
+    }
+    response = api.post("/chat/completions", json=body)
+    assert response.status_code == 200, response.text
 
 
 def test_body_that_is_not_json_is_refused(api):

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
+import time
+import zipfile
 
+import pytest
+
+from docqa.emulator.guard import MAX_CONTENT_CHARS
 from tests import samples
 
 
@@ -141,3 +147,73 @@ def test_legacy_file_with_no_text_ends_in_an_honest_error(api):
     file = api.wait_done(api.upload_ok("empty.xls", bytes([0, 1, 2, 200, 201]) * 200)["id"])
     assert file["status"] == "error"
     assert "legacy binary format" in file["status_details"]
+
+
+def _zip_bomb(members: dict[str, bytes], bomb_name: str, unpacked_mb: int = 30) -> bytes:
+    """A small zip whose `bomb_name` entry inflates to `unpacked_mb` MB of zeros."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+        with archive.open(bomb_name, "w", force_zip64=True) as entry:
+            chunk = b"0" * 1_000_000
+            for _ in range(unpacked_mb):
+                entry.write(chunk)
+    return buffer.getvalue()
+
+
+_OOXML_TYPES = (
+    b'<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>'
+)
+
+
+@pytest.mark.parametrize(
+    "filename, members, bomb_name",
+    [
+        ("bomb.docx", {"[Content_Types].xml": _OOXML_TYPES}, "word/document.xml"),
+        ("bomb.xlsx", {"[Content_Types].xml": _OOXML_TYPES}, "xl/worksheets/sheet1.xml"),
+        ("bomb.pptx", {"[Content_Types].xml": _OOXML_TYPES}, "ppt/slides/slide1.xml"),
+        ("bomb.epub", {"mimetype": b"application/epub+zip"}, "OEBPS/chapter1.xhtml"),
+    ],
+)
+def test_zip_bomb_is_refused_from_its_directory_without_being_read(api, filename, members, bomb_name):
+    data = _zip_bomb(members, bomb_name)
+    assert len(data) < 100_000  # tens of KB that would unpack to 30 MB
+    started = time.monotonic()
+    file = api.wait_done(api.upload_ok(filename, data)["id"])
+    assert time.monotonic() - started < 5
+    assert file["status"] == "error"
+    assert "zip bomb" in file["status_details"] and "would expand to 30,0" in file["status_details"]
+    response = api.get(f"/files/{file['id']}/content")
+    assert response.status_code == 400 and "zip bomb" in response.json()["error"]["message"]
+
+
+def test_a_compressible_but_reasonable_docx_still_reads(api):
+    # Repetitive text compresses well; under the ratio floor it is no bomb.
+    _, content = api.extracted("long.docx", samples.docx_bytes("The tide turns. " * 20_000))
+    assert content["content"].count("The tide turns.") == 20_000
+
+
+@pytest.mark.parametrize(
+    "filename, data",
+    [
+        ("broken.docx", b"PK\x03\x04 not a real zip"),
+        ("broken.xlsx", b"PK\x03\x04 not a real zip"),
+        ("broken.pptx", b"not a zip at all"),
+        ("broken.pdf", b"%PDF-1.7\nthis is not a pdf at all"),
+        ("broken.epub", b"PK\x03\x04 nope"),
+    ],
+)
+def test_extraction_errors_name_no_server_path(emu, api, filename, data):
+    file = api.wait_done(api.upload_ok(filename, data)["id"])
+    assert file["status"] == "error" and file["status_details"]
+    details = file["status_details"]
+    for leak in (str(emu.data_dir), "/tmp", "var/", file["id"], "/files/"):
+        assert leak not in details, details
+
+
+def test_extracted_text_is_capped_and_said_so(api):
+    text = "a" * (MAX_CONTENT_CHARS + 1000)
+    file, content = api.extracted("huge.txt", text.encode())
+    assert len(content["content"]) == MAX_CONTENT_CHARS
+    assert "cut at" in file["status_details"]

@@ -15,6 +15,8 @@ from docqa.emulator.store import GB, MB, AccountLimits
 from docqa.emulator.testing import run_emulator
 from tests.emulator.conftest import Api
 
+MIB = 1024 * 1024
+
 
 def test_upload_answers_a_processing_file_object_that_becomes_ok(emu, api):
     emu.control.configure(extract_delay=0.3)
@@ -145,18 +147,46 @@ def test_the_thousand_file_limit_counts_fake_files(emu, api):
     refused = api.upload("one-more.txt", b"hello")
     assert refused.status_code == 400
     assert refused.json()["error"]["type"] == "invalid_request_error"
-    assert "1000 files" in refused.json()["error"]["message"]
+    # No seed gives Moonshot's wording; the emulator's shares no words with docqa's old
+    # matching ("1000", "limit exceeded", ...), so docqa must not depend on the sentence.
+    message = refused.json()["error"]["message"]
+    assert message.startswith("file quota reached")
+    assert not any(word in message.lower() for word in ("1000", "1,000", "limit exceeded", "storage"))
     assert api.delete(f"/files/{ids[0]}").status_code == 200
     assert api.upload("one-more.txt", b"hello").status_code == 200
 
 
+def test_limits_are_decimal_as_moonshot_states_them():
+    assert (MB, GB) == (1_000_000, 1_000_000_000)
+    assert AccountLimits().max_file_bytes == 100_000_000
+    assert AccountLimits().max_total_bytes == 10_000_000_000
+
+
+def test_a_file_between_100_mb_and_100_mib_is_refused(emu):
+    url = urlsplit(emu.base_url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    connection.putrequest("POST", "/v1/files")
+    connection.putheader("Authorization", f"Bearer {emu.api_key}")
+    connection.putheader("Content-Type", "multipart/form-data; boundary=xyz")
+    connection.putheader("Content-Length", str(104_000_000))  # under 100 MiB, over 100 MB
+    connection.endheaders()
+    connection.send(b"--xyz\r\n")
+    response = connection.getresponse()
+    body = json.loads(response.read())
+    connection.close()
+    assert response.status == 400
+    assert "100 MB" in body["error"]["message"]
+
+
 def test_the_10_gb_limit_counts_fake_files(emu, api):
-    emu.control.fake_files(count=102, bytes_each=100 * MB)
-    emu.control.fake_files(count=1, bytes_each=10 * GB - 102 * 100 * MB - 50)
+    emu.control.fake_files(count=99, bytes_each=100 * MB)
+    emu.control.fake_files(count=1, bytes_each=10 * GB - 99 * 100 * MB - 50)
     assert emu.control.stats()["bytes"] == 10 * GB - 50
     refused = api.upload("sixty.txt", b"x" * 60)
     assert refused.status_code == 400
-    assert "10.00 GB" in refused.json()["error"]["message"]
+    message = refused.json()["error"]["message"]
+    assert message.startswith("space quota reached")
+    assert not any(word in message.lower() for word in ("10 gb", "10g", "limit exceeded", "storage"))
     assert api.upload("forty.txt", b"x" * 40).status_code == 200
 
 
@@ -203,7 +233,7 @@ def test_a_large_upload_streams_to_disk_without_growing_memory(emu, api, tmp_pat
     source = tmp_path / "big.log"
     with source.open("wb") as handle:
         for _ in range(30):
-            handle.write(b"0123456789abcdef" * 65536)  # 30 MB in all
+            handle.write(b"0123456789abcdef" * 65536)  # 30 MiB in all
     emu.control.configure(extract_delay=30)  # extraction reads the text whole; keep it out of the way
     process = psutil.Process()
     before = process.memory_info().rss
@@ -213,7 +243,7 @@ def test_a_large_upload_streams_to_disk_without_growing_memory(emu, api, tmp_pat
         response = api.post("/files", data=encoder, headers={"Content-Type": encoder.content_type})
     grown = process.memory_info().rss - before
     assert response.status_code == 200, response.text
-    assert response.json()["bytes"] == 30 * MB
-    assert grown < 10 * MB
+    assert response.json()["bytes"] == 30 * MIB
+    assert grown < 10 * MIB
     stored = emu.data_dir / "files" / response.json()["id"]
-    assert stored.stat().st_size == 30 * MB
+    assert stored.stat().st_size == 30 * MIB

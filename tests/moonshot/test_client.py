@@ -106,7 +106,8 @@ def test_chat_completion_stream(client):
     text = "".join(c.content for c in chunks)
     assert text
     assert chunks[-1].finish_reason == "stop"
-    assert chunks[-1].usage["total_tokens"] > 0
+    # Seed 004: usage only when asked for (`stream_options.include_usage`).
+    assert all(c.usage is None for c in chunks)
     assert all(c.finish_reason is None for c in chunks[:-1])
     assert {c.model for c in chunks} == {"moonshot-v1-8k"}
     assert len({c.id for c in chunks}) == 1

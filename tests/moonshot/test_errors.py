@@ -9,7 +9,9 @@ import pytest
 
 from docqa.moonshot import (
     AuthenticationError,
+    ContentFilterError,
     ContextLengthError,
+    EngineOverloadedError,
     InvalidRequestError,
     MoonshotConnectionError,
     MoonshotError,
@@ -127,3 +129,38 @@ def test_errors_survive_pickling_for_task_queues():
     assert (copy.message, copy.partial_content, copy.partial_reasoning) == ("cut", "Hel", "hm")
     quota = pickle.loads(pickle.dumps(error_for_response(429, body("exceeded_current_quota_error", "q"))))
     assert isinstance(quota, QuotaExceededError) and quota.status == 429
+
+
+# Every error type of the table (seed 002's four, plus the rest of Moonshot's docs), as an
+# HTTP answer and as an event inside a 200 stream: its class, and whether it is retried.
+ERROR_TABLE = [
+    ("invalid_authentication_error", 401, AuthenticationError, False),
+    ("invalid_request_error", 400, InvalidRequestError, False),
+    ("rate_limit_reached_error", 429, RateLimitError, True),
+    ("exceeded_current_quota_error", 429, QuotaExceededError, False),
+    ("permission_denied_error", 403, PermissionDeniedError, False),
+    ("resource_not_found_error", 404, NotFoundError, False),
+    ("engine_overloaded_error", 429, EngineOverloadedError, True),
+    ("server_error", 500, ServerError, True),
+    ("content_filter", 400, ContentFilterError, False),
+    ("content_filter_error", 400, ContentFilterError, False),
+]
+
+
+@pytest.mark.parametrize(("error_type", "status", "expected", "retryable"), ERROR_TABLE)
+def test_every_error_type_maps_to_its_class_and_retry_decision(error_type, status, expected, retryable):
+    for error in (
+        error_for_response(status, body(error_type, "m")),
+        error_for_event({"message": "m", "type": error_type}),
+    ):
+        assert type(error) is expected
+        assert error.retryable is retryable
+        assert error.type == error_type
+
+
+def test_an_unknown_error_type_is_not_retried_in_or_out_of_a_stream():
+    event = error_for_event({"message": "something new", "type": "brand_new_error"})
+    assert type(event) is MoonshotError and not event.retryable
+    assert event.type == "brand_new_error"
+    # Over HTTP the status still decides for an unknown type (a 5xx is worth another try).
+    assert type(error_for_response(400, body("brand_new_error", "x"))) is InvalidRequestError

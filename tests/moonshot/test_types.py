@@ -93,6 +93,9 @@ def test_balance_floats():
 
 def test_public_api_names():
     assert set(docqa.moonshot.__all__) == {
+        "ContentFilterError",
+        "EngineOverloadedError",
+        "NotDeletedError",
         "MoonshotClient",
         "FileObject",
         "ChatChunk",

@@ -126,7 +126,7 @@ class RetentionReport:
                 ),
                 policy=self.policy,
                 count=self.released,
-                mb=round(self.released_bytes / 1024**2, 1),
+                mb=round(self.released_bytes / 10**6, 1),
             )
         return note(
             N_(
@@ -135,7 +135,7 @@ class RetentionReport:
             ),
             policy=self.policy,
             count=self.released,
-            mb=round(self.released_bytes / 1024**2, 1),
+            mb=round(self.released_bytes / 10**6, 1),
             resumed=self.resumed,
         )
 

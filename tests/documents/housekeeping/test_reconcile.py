@@ -195,3 +195,14 @@ def test_a_sync_listed_before_a_delete_does_not_bring_the_file_back():
     snapshot_forget(["cqgone"])  # deleted after the listing began...
     snapshot_record(remote=[gone, kept], balance=None, taken_at=listed_at)  # ...recorded after
     assert [item["id"] for item in snapshot_get()["files"]] == ["cqkept"]
+
+
+def test_an_orphan_delete_answered_deleted_false_is_reported_failed_not_deleted(emu, settings):
+    settings.DOCQA_ORPHAN_GRACE = 0
+    [orphan] = emu.control.fake_files(count=1, bytes_each=10, filename=docqa_name())
+    emu.control.add_fault(method="DELETE", path="/v1/files/*", kind="not_deleted", count=None)
+    report = remote_files_reconcile()
+    assert report.orphans_deleted == 0 and report.orphans_failed == 1
+    assert remote_ids(emu) == {orphan}
+    emu.control.clear_faults()
+    assert remote_files_reconcile().orphans_deleted == 1 and remote_ids(emu) == set()

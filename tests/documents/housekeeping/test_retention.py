@@ -21,7 +21,7 @@ from tests import factories
 from tests.conftest import wait_for
 from tests.documents.housekeeping.helpers import docqa_name, remote_ids
 
-GB = 1024**3
+GB = 10**9  # Moonshot states its limits in decimal units
 
 
 @pytest.mark.django_db

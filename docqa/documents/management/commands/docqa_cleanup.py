@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.template.defaultfilters import filesizeformat
 
 from docqa.documents.choices import RetentionPolicy
 from docqa.documents.housekeeping.retention import retention_apply
+from docqa.documents.templatetags.sizes import size_decimal
 
 
 class Command(BaseCommand):
@@ -39,11 +39,11 @@ class Command(BaseCommand):
             return
         if policy == RetentionPolicy.EVICT:
             self.stdout.write(
-                f"Account before: {report.files_before} files, {filesizeformat(report.bytes_before)} "
+                f"Account before: {report.files_before} files, {size_decimal(report.bytes_before)} "
                 f"(high-water mark {settings.DOCQA_EVICT_HIGH_WATER} %, low {settings.DOCQA_EVICT_LOW_WATER} %)."
             )
         self.stdout.write(
-            f"Remote copies {verb}: {report.released} ({filesizeformat(report.released_bytes)}); their text stays."
+            f"Remote copies {verb}: {report.released} ({size_decimal(report.released_bytes)}); their text stays."
         )
         if not dry_run:
             self.stdout.write(f"Uploads waiting for room resumed: {report.resumed}.")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
-from django.template.defaultfilters import filesizeformat
 
 from docqa.documents.housekeeping.reconcile import remote_files_reconcile
+from docqa.documents.templatetags.sizes import size_decimal
 from docqa.moonshot import MoonshotError
 from docqa.notes import note_display
 from docqa.upstream import upstream_error_note
@@ -31,7 +31,7 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING("Another reconciliation is running; nothing done."))
             return
         rows = [
-            ("remote files", f"{report.remote_files} ({filesizeformat(report.remote_bytes)})"),
+            ("remote files", f"{report.remote_files} ({size_decimal(report.remote_bytes)})"),
             ("linked", report.linked),
             ("uploading", report.in_flight),
             ("not docqa's", report.foreign),
