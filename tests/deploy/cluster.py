@@ -62,6 +62,14 @@ def database_url_beside(url: str, suffix: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}_{suffix}"))
 
 
+def redis_url_beside(url: str) -> str:
+    """A Redis database on the same server as `url`'s but another number (`url`'s + 8, mod 16):
+    the cluster flushes it, and the suite's own broker keys live in `url`'s."""
+    parts = urlsplit(url)
+    number = int(parts.path.lstrip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(number + 8) % 16}"))
+
+
 def database_recreate(url: str, *, drop_only: bool = False) -> None:
     """Drop the database `url` names (and its sessions) and, unless `drop_only`, create it empty."""
     parts = urlsplit(url)

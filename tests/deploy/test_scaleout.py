@@ -31,7 +31,7 @@ import pytest
 import requests
 from django.conf import settings
 
-from tests.deploy.cluster import API_KEY, Cluster, database_url_beside
+from tests.deploy.cluster import API_KEY, Cluster, database_url_beside, redis_url_beside
 
 PASSWORD = "a-Long-passphrase-42"
 TIMEOUT = (5, 30)  # connect, read: an event stream that says nothing for 30 s has failed
@@ -73,7 +73,9 @@ pytestmark = pytest.mark.skipif(
 def cluster():
     database_url, redis_url = _shared_services()
     # A database of its own beside the suite's, created and dropped here.
-    running = Cluster(database_url_beside(database_url, "scaleout"), redis_url, str(settings.STATIC_ROOT))
+    running = Cluster(
+        database_url_beside(database_url, "scaleout"), redis_url_beside(redis_url), str(settings.STATIC_ROOT)
+    )
     try:
         running.start()
         yield running
