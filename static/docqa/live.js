@@ -12,13 +12,3 @@
     });
   });
 })();
-
-// The language menu submits itself when changed (no inline handler: the CSP allows none).
-(function () {
-  "use strict";
-  document.querySelectorAll("select[data-submit-on-change]").forEach(function (select) {
-    select.addEventListener("change", function () {
-      select.form.submit();
-    });
-  });
-})();

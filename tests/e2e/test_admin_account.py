@@ -20,11 +20,11 @@ def test_account_page_gauges_and_deleting_an_orphan(
     settings.DOCQA_ORPHAN_GRACE = 3600  # the orphans are recent: only an admin deletes them
     admin = make_user("admin", is_staff=True, is_superuser=True)
     owner = make_user("owner")
-    linked_id = emu.control.fake_files(count=1, bytes_each=3 * 1024**2, filename=docqa_name())[0]
-    (stored,) = factories.linked_stored_files(emu, remote_ids=[linked_id], bytes_each=3 * 1024**2)
+    linked_id = emu.control.fake_files(count=1, bytes_each=3_000_000, filename=docqa_name())[0]
+    (stored,) = factories.linked_stored_files(emu, remote_ids=[linked_id], bytes_each=3_000_000)
     factories.document_create(owner=owner, stored_file=stored, filename="quarterly report.pdf")
-    doomed, spared = emu.control.fake_files(count=2, bytes_each=512 * 1024**2, filename=docqa_name())
-    emu.control.fake_files(count=1, bytes_each=1024**3, filename="another-app.xlsx")
+    doomed, spared = emu.control.fake_files(count=2, bytes_each=500_000_000, filename=docqa_name())
+    emu.control.fake_files(count=1, bytes_each=1_000_000_000, filename="another-app.xlsx")
 
     page.goto(f"{asgi_server}/admin/login/?next=/admin/")
     page.fill("input[name=username]", admin.username)
