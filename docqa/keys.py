@@ -69,5 +69,7 @@ REMOTE_SNAPSHOT = "docqa:housekeeping:snapshot"  # the last listing of the accou
 REMOTE_DELETED = "docqa:housekeeping:deleted"
 HOUSEKEEPING_JOB = "docqa:housekeeping:job"  # the admin's running job and its progress
 RETENTION_NUDGED = "docqa:housekeeping:retention-nudged"
+# Set (for a minute) when opening the account page started a sync: reloads do not start more.
+ACCOUNT_REFRESH_NUDGED = "docqa:housekeeping:account-refresh-nudged"
 RECONCILE_LOCK = "docqa:lock:reconcile"
 RETENTION_LOCK = "docqa:lock:retention"

@@ -1,7 +1,9 @@
 """Admin for documents and stored files, and the Moonshot account page.
 
 Nothing here calls Moonshot: the account page shows the last listing recorded by the
-reconciliation, and every button enqueues a Celery task whose progress the page polls.
+reconciliation (less what was deleted since), starts a sync in the background when that
+listing is over a minute old, and every button enqueues a Celery task whose progress the page
+polls.
 """
 
 from __future__ import annotations
@@ -319,10 +321,12 @@ class StoredFileAdmin(admin.ModelAdmin):
     def account_view(self, request: HttpRequest) -> HttpResponse:
         self._require(request)
         overview = account_overview()
+        refreshing = False
+        if _can_act(request):
+            # A listing older than a minute (or none) is refreshed in the background; the page
+            # polls the job and reloads when it is done. Never waits on Moonshot here.
+            refreshing = services.account_refresh_if_stale(taken_at=overview.taken_at) is not None
         job = job_get()
-        if overview.taken_at is None and (job is None or not job.is_active) and _can_act(request):
-            # Nothing listed yet: list it now, in the background.
-            job = services.account_sync_start()
         show = request.GET.get("show", "")
         rows = [(row, KIND_LABELS[row.kind]) for row in overview.rows if not show or row.kind == show]
         return render(
@@ -334,6 +338,7 @@ class StoredFileAdmin(admin.ModelAdmin):
                 rows=rows,
                 show=show,
                 job=job,
+                refreshing=refreshing,
                 kinds=[(kind, label, overview.counts[kind]) for kind, label in KIND_LABELS.items()],
             ),
         )

@@ -32,7 +32,7 @@ from docqa.documents.transitions import (
     stored_file_park_for_room,
     stored_file_transition,
 )
-from docqa.moonshot import InvalidRequestError, MoonshotError, NotFoundError
+from docqa.moonshot import InvalidRequestError, MoonshotError, NotFoundError, RateLimitError
 from docqa.notes import note
 from docqa.upstream import upstream_error_note, upstream_text
 
@@ -56,7 +56,21 @@ def stored_file_ingest(*, stored_file_id: int) -> IngestOutcome:
     if stored.status in (Status.READY, Status.FAILED):
         return IngestOutcome(stored.status)
     client = moonshot_client()
+    # While a call waits (Moonshot said 429, the limiter is full, a 5xx is retried), the row
+    # at Queued/Uploading says why instead of sitting there silently.
+    with client.waits_reported(lambda error: _wait_note(stored_file_id=stored.pk, error=error)):
+        return _ingest_steps(stored=stored, client=client)
 
+
+def _wait_note(*, stored_file_id: int, error: MoonshotError | None) -> None:
+    if error is None or isinstance(error, RateLimitError):
+        message = note(N_("Moonshot is busy; retrying in a moment."))
+    else:
+        message = note(N_("%(reason)s Retrying automatically…"), reason=upstream_error_note(error))
+    stored_file_note(stored_file_id=stored_file_id, message=message)
+
+
+def _ingest_steps(*, stored: StoredFile, client) -> IngestOutcome:
     if not stored.remote_id:
         stored = _stored_file_upload(stored=stored, client=client)
         if stored.status == Status.QUEUED:

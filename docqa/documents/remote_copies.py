@@ -11,6 +11,7 @@ from django.db import transaction
 
 from docqa.connections import moonshot_client
 from docqa.documents import tasks
+from docqa.documents.housekeeping.snapshot import snapshot_forget
 from docqa.documents.models import Status, StoredFile
 from docqa.moonshot import NotFoundError
 
@@ -27,7 +28,13 @@ def remote_file_delete(*, remote_id: str) -> bool:
 
 
 def remote_file_delete_later(remote_id: str, *, countdown: float | None = None) -> None:
-    """Hand a remote copy no row uses to the retrying task, once this transaction commits."""
+    """Hand a remote copy no row uses to the retrying task, once this transaction commits.
+
+    The admin's account listing drops it at once: it is going, and no row uses it, so until
+    the next sync it would otherwise show as an orphan with a checkbox. Should the delete fail
+    for good, the next sync lists it again and deletes it as an orphan.
+    """
+    transaction.on_commit(lambda: snapshot_forget([remote_id]))
     transaction.on_commit(lambda: tasks.remote_file_delete.apply_async(args=[remote_id], countdown=countdown))
 
 

@@ -11,6 +11,7 @@ import re
 import shutil
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -18,15 +19,19 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from docqa import keys
 from docqa.chat.models import Conversation
+from docqa.connections import redis_client
 from docqa.documents import quotas, tasks
 from docqa.documents.formats import SUPPORTED_FORMATS, file_extension
-from docqa.documents.housekeeping.jobs import Job, JobKind, job_create
+from docqa.documents.housekeeping.jobs import Job, JobKind, job_create, job_get
+from docqa.documents.housekeeping.snapshot import snapshot_forget
 from docqa.documents.models import Document, Status, StoredFile
 from docqa.documents.remote_copies import remote_copy_forget, remote_file_delete_later
 from docqa.documents.transitions import stored_file_transition
 
 MAX_FILENAME_LENGTH = 200
+ACCOUNT_LISTING_FRESH = 60  # seconds: an older listing is refreshed when the account page opens
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -263,9 +268,31 @@ def account_sync_start() -> Job:
     return job
 
 
+def account_refresh_if_stale(*, taken_at: datetime | None) -> Job | None:
+    """Opening the account page: start a sync when its listing is missing or older than
+    `ACCOUNT_LISTING_FRESH` seconds; the page shows the job and reloads when it is done.
+
+    At most one such sync a minute whatever the sync's outcome, so a page that reloads itself
+    after a failed sync does not start another one, nor do many admins opening it at once.
+    """
+    if taken_at is not None and timezone.now() - taken_at < timedelta(seconds=ACCOUNT_LISTING_FRESH):
+        return None
+    job = job_get()
+    if job is not None and job.is_active:
+        return None
+    if not redis_client().set(keys.ACCOUNT_REFRESH_NUDGED, "1", nx=True, ex=ACCOUNT_LISTING_FRESH):
+        return None
+    return account_sync_start()
+
+
 def orphans_delete_start(*, remote_ids: list[str]) -> Job:
-    """Start deleting these orphans in the background; the account page polls the returned job."""
+    """Start deleting these orphans in the background; the account page polls the returned job.
+
+    The account listing drops them at once (the page's own action removed them); any the task
+    could not delete come back with the next sync, which the job's summary says.
+    """
     job = job_create(kind=JobKind.DELETE_ORPHANS)
+    transaction.on_commit(lambda: snapshot_forget(remote_ids))
     transaction.on_commit(
         lambda: tasks.orphans_delete.apply_async(kwargs={"remote_ids": remote_ids, "job_id": job.id})
     )

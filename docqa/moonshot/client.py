@@ -15,7 +15,7 @@ import mimetypes
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, closing
+from contextlib import ExitStack, closing, contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -120,6 +120,17 @@ class MoonshotClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    @contextmanager
+    def waits_reported(self, on_wait: Callable[[MoonshotError | None], None]) -> Iterator[None]:
+        """Within the block, `on_wait(error)` is called before each retry wait (a 429, a 5xx…)
+        and `on_wait(None)` before waiting for the limiter, so a caller can say why it waits."""
+        previous = self._transport.on_wait
+        self._transport.on_wait = on_wait
+        try:
+            yield
+        finally:
+            self._transport.on_wait = previous
 
     # Files
 

@@ -148,20 +148,20 @@ class RedisLimiter:
         return self.max_concurrency == 0 and self.max_rpm == 0
 
     @contextmanager
-    def slot(self) -> Iterator[Lease]:
+    def slot(self, *, on_wait: Callable[[], None] | None = None) -> Iterator[Lease]:
         """Wait for a free concurrency lease and a requests-per-minute slot; hold the lease
-        until the block exits."""
+        until the block exits. `on_wait` is called once if there is a wait."""
         if self.unlimited:
             yield Lease(None, "")
             return
         token = uuid.uuid4().hex
-        self._acquire(token)
+        self._acquire(token, on_wait)
         try:
             yield Lease(self, token)
         finally:
             self._release(token)
 
-    def _acquire(self, token: str) -> None:
+    def _acquire(self, token: str, on_wait: Callable[[], None] | None = None) -> None:
         started = time.monotonic()
         deadline = None if self.max_wait is None else started + self.max_wait
         while True:
@@ -192,6 +192,9 @@ class RedisLimiter:
                         type="local_limiter_timeout",
                     )
                 delay = min(delay, remaining)
+            if on_wait is not None:
+                on_wait()
+                on_wait = None  # once per wait
             time.sleep(delay)
 
     def _renew(self, token: str) -> None:

@@ -86,6 +86,9 @@ class Transport:
         self.limiter = limiter
         self.sleep = sleep
         self.observe = observe
+        # Told (with the error, or None for the limiter) each time a call is about to wait:
+        # a caller that keeps a user waiting can say why (see MoonshotClient.waits_reported).
+        self.on_wait: Callable[[MoonshotError | None], None] | None = None
         self._session = requests.Session()
         self._session.headers["Accept"] = "application/json"
         if api_key:
@@ -131,6 +134,8 @@ class Transport:
             if delay is None:
                 raise failure
             self.log_retry(method, path, failure, attempt, delay)
+            if self.on_wait is not None:
+                self.on_wait(failure)
             self.sleep(delay)
 
     def send(
@@ -196,7 +201,10 @@ class Transport:
         """The limiter's slot for one attempt (nothing to wait for without a limiter)."""
         if self.limiter is None:
             return nullcontext()
-        return self.limiter.slot()
+        if self.on_wait is None:
+            return self.limiter.slot()
+        on_wait = self.on_wait
+        return self.limiter.slot(on_wait=lambda: on_wait(None))
 
     def retry_delay(
         self, error: MoonshotError, attempt: int, *, retry_transport_errors: bool = True

@@ -5,6 +5,8 @@ import hashlib
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils import translation
 
 from docqa.documents import services
 from docqa.documents.models import Status, StoredFile
@@ -69,3 +71,26 @@ def test_ready_counts_as_done_and_unknown_statuses_as_in_progress(celery_worker,
     document = _upload(user, b"a file that ends in ready")
     stored = wait_for(lambda: _settled(document.stored_file_id), message="settled")
     assert stored.status == Status.READY and "a file that ends in ready" in stored.content_text
+
+
+def test_a_row_held_up_by_rate_limiting_says_why_in_both_languages(celery_worker, client, user, emu):
+    # Moonshot answers 429 to the upload: the client waits (at least 3 s) and tries again. While
+    # it waits, the row at Queued/Uploading says why; once through, the reason goes.
+    emu.control.add_fault("POST", "/v1/files", status=429, error_type="rate_limit_reached_error", count=1)
+    document = _upload(user, b"held up by a rate limit")
+    client.force_login(user)
+
+    def waiting_row():
+        stored = StoredFile.objects.get(pk=document.stored_file_id)
+        if stored.status not in (Status.QUEUED, Status.UPLOADING) or not stored.last_error:
+            return None
+        row = client.get(reverse("documents:row", args=[document.pk]), HTTP_HX_REQUEST="true")
+        with translation.override("zh-hans"):
+            chinese = note_display(stored.last_error)
+        return row.content.decode(), chinese
+
+    row, chinese = wait_for(waiting_row, timeout=10, message="a reason on the waiting row")
+    assert "Moonshot is busy; retrying in a moment." in row
+    assert chinese == "Moonshot 繁忙，稍后自动重试。"
+    stored = wait_for(lambda: _settled(document.stored_file_id), message="settled")
+    assert stored.status == Status.READY and stored.last_error == ""

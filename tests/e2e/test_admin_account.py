@@ -34,10 +34,17 @@ def test_account_page_gauges_and_deleting_an_orphan(
 
     # The first visit lists the account in the background; the page reloads when it is done.
     expect(page.locator("#gauge-files .figure")).to_have_text("4 / 1,000", timeout=20_000)
-    expect(page.locator("#gauge-bytes .figure")).to_contain_text("2.0")
+    # 3 MiB + 2 × 512 MiB + 1 GiB, in decimal units (as Moonshot counts): 2.15 GB
+    expect(page.locator("#gauge-bytes .figure")).to_contain_text("2.2 GB")
     expect(page.locator("#gauge-balance .figure")).to_have_text("¥49.59")
     expect(page.locator(f"tr[data-remote-id='{linked_id}']")).to_contain_text("quarterly report.pdf")
     screenshot(page, "admin-account-gauges")
+    # The listing fits a 1280 px window beside the admin's sidebar: nothing scrolls sideways.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    assert page.evaluate("document.querySelector('.moonshot-account .results').scrollWidth") <= page.evaluate(
+        "document.querySelector('.moonshot-account .results').clientWidth"
+    )
+    expect(page.locator(f"tr[data-remote-id='{linked_id}'] .moonshot-owner")).to_have_text("(owner)")
 
     page.check(f"input[name=ids][value='{doomed}']")
     page.click("#delete-selected")

@@ -70,6 +70,26 @@ def test_slot_is_released_when_the_block_raises(redis_server, redis_namespace):
         pass
 
 
+def test_a_wait_for_a_slot_is_reported_once(redis_server, redis_namespace):
+    limiter = limiter_for(redis_server, redis_namespace, max_concurrency=1, max_wait=5)
+    waits: list[str] = []
+    with limiter.slot(on_wait=lambda: waits.append("free")):
+        pass  # a slot was free: nothing to report
+    assert waits == []
+    waiting = threading.Event()
+
+    def take():
+        with limiter.slot(on_wait=lambda: (waits.append("full"), waiting.set())):
+            pass
+
+    with limiter.slot():
+        other = threading.Thread(target=take)
+        other.start()
+        assert waiting.wait(5)  # told before it waits, while the only slot is held here
+    other.join(5)
+    assert waits == ["full"]
+
+
 def lease_seconds_left(limiter: RedisLimiter, token: str) -> float:
     """How long the lease has to live, by the Redis server's clock (which the limiter uses)."""
     seconds, microseconds = limiter.redis.time()

@@ -32,6 +32,14 @@ class RemoteKind(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class DocumentName:
+    """A local document over a remote file, as the account page names it."""
+
+    filename: str
+    owner: str
+
+
+@dataclass(frozen=True)
 class RemoteRow:
     """One row of the account page: a remote file, or a stored file whose copy is missing."""
 
@@ -42,7 +50,7 @@ class RemoteRow:
     created_at: datetime | None
     status: str = ""
     stored_file_id: int | None = None
-    documents: tuple[str, ...] = ()
+    documents: tuple[DocumentName, ...] = ()
     deletable_now: bool = False  # an orphan older than the grace period
 
 
@@ -109,14 +117,15 @@ def is_in_flight(row: dict) -> bool:
     return row["status"] in TRANSIENT_STATUSES and not row["remote_id"]
 
 
-def document_names(stored_file_ids: list[int]) -> dict[int, tuple[str, ...]]:
-    """The documents' names over each stored file, oldest first."""
-    names: dict[int, list[str]] = {}
+def document_names(stored_file_ids: list[int]) -> dict[int, tuple[DocumentName, ...]]:
+    """The documents over each stored file, oldest first, each with its owner's username (two
+    users' "report.pdf" are told apart on the account page)."""
+    names: dict[int, list[DocumentName]] = {}
     rows = Document.objects.filter(stored_file_id__in=stored_file_ids).values_list(
-        "stored_file_id", "filename"
+        "stored_file_id", "filename", "owner__username"
     )
-    for stored_file_id, filename in rows.order_by("pk"):
-        names.setdefault(stored_file_id, []).append(filename)
+    for stored_file_id, filename, owner in rows.order_by("pk"):
+        names.setdefault(stored_file_id, []).append(DocumentName(filename=filename, owner=owner))
     return {key: tuple(value) for key, value in names.items()}
 
 

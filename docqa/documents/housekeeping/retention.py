@@ -103,6 +103,14 @@ def remote_delete_or_defer(*, remote_id: str) -> bool:
 
 # --- applying the policy ----------------------------------------------------------------------
 
+# The policies' labels as stored notes (the same message ids as RetentionPolicy's labels), so a
+# summary names the policy in the reader's language rather than as its setting value.
+POLICY_NOTES = {
+    RetentionPolicy.KEEP: note(N_("Keep remote copies")),
+    RetentionPolicy.DELETE_AFTER_EXTRACT: note(N_("Delete remote copies after extraction")),
+    RetentionPolicy.EVICT: note(N_("Evict the least recently used when the account is nearly full")),
+}
+
 
 @dataclass
 class RetentionReport:
@@ -121,19 +129,19 @@ class RetentionReport:
         if self.dry_run:
             return note(
                 N_(
-                    "Dry run (policy %(policy)s). Remote copies that would be deleted, their text kept: "
+                    "Dry run (policy “%(policy)s”). Remote copies that would be deleted, their text kept: "
                     "%(count)s (%(mb)s MB)."
                 ),
-                policy=self.policy,
+                policy=POLICY_NOTES.get(self.policy, self.policy),
                 count=self.released,
                 mb=round(self.released_bytes / 10**6, 1),
             )
         return note(
             N_(
-                "Policy %(policy)s. Remote copies deleted, their text kept: %(count)s (%(mb)s MB). "
+                "Policy “%(policy)s”. Remote copies deleted, their text kept: %(count)s (%(mb)s MB). "
                 "Waiting uploads resumed: %(resumed)s."
             ),
-            policy=self.policy,
+            policy=POLICY_NOTES.get(self.policy, self.policy),
             count=self.released,
             mb=round(self.released_bytes / 10**6, 1),
             resumed=self.resumed,
