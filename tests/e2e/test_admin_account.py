@@ -34,8 +34,8 @@ def test_account_page_gauges_and_deleting_an_orphan(
 
     # The first visit lists the account in the background; the page reloads when it is done.
     expect(page.locator("#gauge-files .figure")).to_have_text("4 / 1,000", timeout=20_000)
-    # 3 MiB + 2 × 512 MiB + 1 GiB, in decimal units (as Moonshot counts): 2.15 GB
-    expect(page.locator("#gauge-bytes .figure")).to_contain_text("2.2 GB")
+    # 3 MB + 2 × 500 MB + 1 GB, in decimal units (as Moonshot counts)
+    expect(page.locator("#gauge-bytes .figure")).to_contain_text("2.0 GB")
     expect(page.locator("#gauge-balance .figure")).to_have_text("¥49.59")
     expect(page.locator(f"tr[data-remote-id='{linked_id}']")).to_contain_text("quarterly report.pdf")
     screenshot(page, "admin-account-gauges")

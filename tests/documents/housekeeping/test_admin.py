@@ -207,9 +207,9 @@ def test_admin_columns_filters_and_fields_are_translated(client, staff, user, li
 def test_account_page_shows_usage_per_user(client, staff, make_user):
     heavy, light = make_user("heavy"), make_user("light")
     for _ in range(3):
-        factories.document_create(owner=heavy, with_file=False, size=10 * 1024**2, remote_id="r")
+        factories.document_create(owner=heavy, with_file=False, size=10_000_000, remote_id="r")
     factories.document_create(
-        owner=light, with_file=False, status=Status.QUEUED, size=1024, waiting_for_room_since=timezone.now()
+        owner=light, with_file=False, status=Status.QUEUED, size=1000, waiting_for_room_since=timezone.now()
     )
     client.force_login(staff)
     html = client.get(reverse(ACCOUNT)).content.decode().replace("\xa0", " ")
