@@ -27,6 +27,10 @@ _local = threading.local()
 # the cap: 234 of 500 answers ended "Too many connections" in the benchmark. The bound is
 # Redis's own default `maxclients`; Redis, not the client, says when there are too many.
 REDIS_MAX_CONNECTIONS = 10_000
+# redis-py 8 also gives every socket read a 5 s timeout by default. The event streams' reads
+# block in XREAD for up to 10 s (`docqa.chat.streams.IDLE_SECONDS`, `docqa.events`) by design,
+# so on the async pool a read waits as long as its BLOCK says (the server answers then).
+ASYNC_SOCKET_TIMEOUT = None
 
 
 @lru_cache(maxsize=4)
@@ -66,6 +70,7 @@ def async_redis_client() -> redis.asyncio.Redis:
             decode_responses=True,
             health_check_interval=30,
             max_connections=REDIS_MAX_CONNECTIONS,
+            socket_timeout=ASYNC_SOCKET_TIMEOUT,
         )
         pools[settings.REDIS_URL] = pool
     return redis.asyncio.Redis(connection_pool=pool)

@@ -36,3 +36,16 @@ def test_async_pool_serves_more_than_a_hundred_streams_at_once():
             await pool.disconnect()
 
     assert asyncio.run(run()) == {"PONG"}
+
+
+def test_an_async_read_may_block_longer_than_redis_py_s_default_timeout():
+    """An SSE stream's XREAD BLOCK lasts up to 10 s; redis-py 8 times reads out at 5 s."""
+
+    async def run():
+        client = async_redis_client()
+        try:
+            return await client.xread({"docqa:test:nothing": "0-0"}, block=6000)
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(run()) in ([], {}, None)
