@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
 
@@ -40,7 +40,19 @@ def _connections_release() -> None:
 class SyncChainASGIHandler(ASGIHandler):
     def __init__(self, threads: int = 16) -> None:
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="docqa-web")
+        # Django sends `request_started` and `request_finished` with `asend`, whose sync
+        # receivers (reset_queries, close_old_connections) run thread-sensitively: in stock
+        # Django's per-request context that is a thread started for each request and a second
+        # one started to join it at the end (6% of the web process's samples at 500 answers at
+        # once). One thread that lives as long as the process runs them instead.
+        self.signals_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="docqa-signals")
         super().__init__()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        async with ThreadSensitiveContext(executor=self.signals_executor):
+            await self.handle(scope, receive, send)
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
@@ -55,3 +67,22 @@ class SyncChainASGIHandler(ASGIHandler):
                 _connections_release()
 
         self._middleware_chain = sync_to_async(run, thread_sensitive=False, executor=self.executor)
+
+
+# Sync work an async response does after its view returned (an SSE stream's renders and
+# reads). Left to `sync_to_async`'s default, each such call runs in the thread Django's
+# per-request `ThreadSensitiveContext` starts for that request: a new thread, and on SQLite a
+# new connection (opened, PRAGMAs run, functions registered), per stream.
+_stream_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="docqa-stream")
+
+
+def stream_sync(fn):
+    """`fn` as an awaitable run on a few threads that live as long as the process."""
+
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _connections_release()
+
+    return sync_to_async(run, thread_sensitive=False, executor=_stream_executor)

@@ -10,7 +10,6 @@ import html
 import itertools
 import time
 
-from asgiref.sync import sync_to_async
 from django.http import Http404, HttpRequest, StreamingHttpResponse
 
 from docqa.chat import selectors, streams
@@ -20,6 +19,7 @@ from docqa.chat.streams import CONTENT, END, REASONING
 from docqa.chat.verification import document_texts
 from docqa.chat.views import answer_html_render
 from docqa.connections import async_redis_client
+from docqa.handlers import stream_sync
 
 _EVENT_NAMES = {CONTENT: "content", REASONING: "reasoning"}
 
@@ -32,6 +32,10 @@ def _sse(event: str, data: str, entry_id: str | None = None) -> str:
 
 def _document_text(document_id: int) -> str:
     return document_texts([document_id])[0]
+
+
+def _answer_state(answer_id: int) -> str | None:
+    return Message.objects.filter(pk=answer_id).values_list("state", flat=True).first()
 
 
 def _live_answer(conversation_id: int, content: str) -> LiveAnswer:
@@ -64,7 +68,7 @@ async def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     last_event_id = "" if as_html else request.headers.get("Last-Event-ID", "")
 
     async def done() -> str:
-        return _sse("done", await sync_to_async(answer_html_render)(request, pk))
+        return _sse("done", await stream_sync(answer_html_render)(request, pk))
 
     async def events():
         yield "retry: 1000\n\n"
@@ -93,8 +97,8 @@ async def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
                     return
                 yield _sse("snapshot-reasoning", html.escape(reasoning), cursor or None)
                 if as_html:
-                    live = await sync_to_async(_live_answer)(answer.conversation_id, content)
-                    yield _sse("render", await sync_to_async(live.render)(), cursor or None)
+                    live = await stream_sync(_live_answer)(answer.conversation_id, content)
+                    yield _sse("render", await stream_sync(live.render)(), cursor or None)
                 else:
                     yield _sse("snapshot-content", html.escape(content), cursor or None)
             idle_since = time.monotonic()
@@ -105,12 +109,12 @@ async def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
             async for batch in streams.answer_entries(client, answer_id=pk, after=cursor, wait=wait):
                 if batch is None:
                     if live is not None and live.pending:
-                        yield _sse("render", await sync_to_async(live.render)(), cursor or None)
+                        yield _sse("render", await stream_sync(live.render)(), cursor or None)
                         continue
                     if time.monotonic() - idle_since < streams.IDLE_SECONDS:
                         continue
                     idle_since = time.monotonic()
-                    state = await Message.objects.filter(pk=pk).values_list("state", flat=True).afirst()
+                    state = await stream_sync(_answer_state)(pk)
                     if state != State.STREAMING:
                         yield await done()
                         return
@@ -134,12 +138,12 @@ async def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
                 if ended:
                     if live is not None:
                         # The last render, as the finished answer shows: the swap does not jump.
-                        out.append(_sse("render", await sync_to_async(live.render)(final=True), cursor))
+                        out.append(_sse("render", await stream_sync(live.render)(final=True), cursor))
                     out.append(await done())
                     yield "".join(out)
                     return
                 if live is not None and live.pending and live.wait() == 0:
-                    out.append(_sse("render", await sync_to_async(live.render)(), cursor))
+                    out.append(_sse("render", await stream_sync(live.render)(), cursor))
                 if out:
                     yield "".join(out)
         finally:
