@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest, StreamingHttpResponse
 from docqa.chat import selectors, streams
 from docqa.chat.live import LiveAnswer
 from docqa.chat.models import Message, Role, State
+from docqa.chat.stream_hub import answer_entries_shared
 from docqa.chat.streams import CONTENT, END, REASONING
 from docqa.chat.verification import document_texts
 from docqa.chat.views import answer_html_render
@@ -106,7 +107,7 @@ async def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
             def wait() -> float:
                 return live.wait() if live is not None and live.pending else streams.IDLE_SECONDS
 
-            async for batch in streams.answer_entries(client, answer_id=pk, after=cursor, wait=wait):
+            async for batch in answer_entries_shared(answer_id=pk, after=cursor, wait=wait):
                 if batch is None:
                     if live is not None and live.pending:
                         yield _sse("render", await stream_sync(live.render)(), cursor or None)
