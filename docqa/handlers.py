@@ -7,9 +7,10 @@ handoffs between the event loop and a thread per request, each one waiting for t
 This handler builds the chain as WSGI does, in sync mode with Django's sync `_get_response`
 inside, and runs it with one call on a thread of its own pool: one handoff per request.
 
-Our views are sync apart from the SSE stream: an async view still runs on the event loop
-(sync `_get_response` wraps it in `async_to_sync`, and its `sync_to_async` calls come back to
-the same pool thread) and `send_response` iterates its async body there.
+Our views are all sync; the SSE stream's body is an async iterator, which `send_response`
+iterates on the event loop (its sync work goes through `stream_sync`). An async view would
+still work (sync `_get_response` wraps it in `async_to_sync`, and its `sync_to_async` calls
+come back to the same pool thread), at the cost of a second loop hop per request.
 
 The pool's threads live as long as the process, as a WSGI server's do, so a SQLite
 connection is kept between requests (opening one and running its PRAGMAs cost more than the
