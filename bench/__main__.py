@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         "--concurrency", help="comma-separated numbers of answers at once (default 50,200,500,1000)"
     )
     parser.add_argument("--questions", type=int, help="questions in the relay benchmark (default 50)")
+    parser.add_argument("--web-workers", type=int, default=1, help="uvicorn --workers (default 1)")
+    parser.add_argument("--answer-workers", type=int, default=1, help="answers worker processes (default 1)")
     args = parser.parse_args(argv)
     plan = dict(SMOKE if args.smoke else FULL)
     if args.concurrency:
@@ -80,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     options = StackOptions(
         answer_threads=max(plan["concurrency"]) if "concurrency" in only else 100,
         file_workers=2,
+        web_workers=args.web_workers,
+        answer_workers=args.answer_workers,
         database_url=args.database_url,
         # A Moonshot account at tier 5 may hold 1,000 requests at once; docqa's default of 50
         # (tier 1) would queue the rest and measure the account instead of the app.

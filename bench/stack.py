@@ -57,6 +57,10 @@ class Proc:
 @dataclass
 class StackOptions:
     answer_threads: int = 1000
+    # Processes of each kind: uvicorn `--workers` and separate answers workers (`answers`,
+    # `answers-2`, …), to show how the concurrency figures scale with processes.
+    web_workers: int = 1
+    answer_workers: int = 1
     file_workers: int = 2
     database_url: str = ""  # empty: SQLite under the run's var dir
     beat: bool = True
@@ -146,6 +150,7 @@ class Stack:
                 "5",
                 "--backlog",
                 "2048",
+                *(["--workers", str(self.options.web_workers)] if self.options.web_workers > 1 else []),
             ],
             "files": [
                 *celery,
@@ -176,6 +181,10 @@ class Stack:
                 "INFO",
             ],
         }
+        for i in range(2, self.options.answer_workers + 1):
+            extra = list(commands["answers"])
+            extra[extra.index("answers@%h")] = f"answers{i}@%h"
+            commands[f"answers-{i}"] = extra
         if self.options.beat:
             commands["beat"] = [
                 *celery,
@@ -222,8 +231,8 @@ class Stack:
         self.apply_to_this_process()
         self.manage("migrate", "--verbosity", "0")
         self.manage("collectstatic", "--noinput", "--verbosity", "0")
-        for name in ("web", "files", "answers", "beat"):
-            if name in self.procs:
+        for name in self.procs:
+            if name not in ("redis", "emulator"):
                 self.spawn(name)
         self.wait_ready()
 
@@ -249,8 +258,8 @@ class Stack:
             self._wait(control.health, "emulator", timeout)
         if "web" in names:
             self._wait(self._web_up, "web", timeout)
-        for worker in ("files", "answers"):
-            if worker in names:
+        for worker in names:
+            if worker in ("files", "answers") or worker.startswith("answers-"):
                 proc = self.procs[worker]
                 self._wait(lambda p=proc: self._log_count(p, b" ready.") >= p.starts, worker, timeout)
 
@@ -347,7 +356,14 @@ class Stack:
 
     def stop(self) -> None:
         self._supervising.set()
-        order = ["beat", "web", "answers", "files", "emulator", "redis"]
+        order = [
+            "beat",
+            "web",
+            *(n for n in self.procs if n.startswith("answers")),
+            "files",
+            "emulator",
+            "redis",
+        ]
         for name in order:
             proc = self.procs.get(name)
             if proc and proc.alive():

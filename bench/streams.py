@@ -201,6 +201,8 @@ def _cpu(stack: Stack) -> dict:
     import time as _time
 
     out = {name: stack.cpu_seconds(name) for name in CPU_PROCESSES}
+    # Every answers worker counts as "answers" (`--answer-workers`).
+    out["answers"] += sum(stack.cpu_seconds(name) for name in stack.procs if name.startswith("answers-"))
     out["bench client"] = _time.process_time()
     return out
 
@@ -253,12 +255,19 @@ def concurrent(
         pairs_check(step_pairs)
         results.append(Step(n, step_pairs, dict(sampler.peak), idle, wall_direct, wall_docqa, cpu))
 
+    web, workers = stack.options.web_workers, stack.options.answer_workers
     table = Table(
-        "2. Concurrent answers (each client asks, then reads its SSE stream; threads-pool worker, one uvicorn)",
+        "2. Concurrent answers (each client asks, then reads its SSE stream; "
+        + (
+            "threads-pool worker, one uvicorn)"
+            if (web, workers) == (1, 1)
+            else f"uvicorn --workers {web}, {workers} threads-pool answers workers)"
+        ),
         [
             "at once",
             "completed",
             "duration docqa / direct (p50)",
+            "CPU web + answers / emulator",
             "p99 ratio",
             "docqa p50 / p99",
             "direct p50",
@@ -285,6 +294,7 @@ def concurrent(
                 str(step.n),
                 f"{len(good)}/{step.n}",
                 x(r50),
+                x(ratio(step.cpu["web"] + step.cpu["answers"], step.cpu["emulator"])),
                 x(r99),
                 f"{secs(median(dur_docqa))} / {secs(percentile(dur_docqa, 99))}",
                 secs(median(dur_direct)),
@@ -312,7 +322,9 @@ def concurrent(
         )
     table.notes.append(
         "Target: 500 at once with none failed and a p50 duration ratio ≤ 1.2×. Duration runs from "
-        "the ask POST (docqa) or the completion POST (direct) to the last delta."
+        "the ask POST (docqa) or the completion POST (direct) to the last delta. CPU web + answers / "
+        "emulator: the CPU seconds docqa's web and answers processes spent during the docqa phase "
+        "over the emulator's in the same phase (its work producing the same answers)."
     )
     return table
 

@@ -21,10 +21,23 @@ from docqa.ops.instruments import moonshot_call_observed
 
 _local = threading.local()
 
+# redis-py 8 caps a pool at 100 connections unless told otherwise (it was unlimited before).
+# A threads-pool answers worker publishes from every streaming answer's thread and each SSE
+# stream holds an async connection while it waits in XREAD BLOCK, so 500 answers at once met
+# the cap: 234 of 500 answers ended "Too many connections" in the benchmark. The bound is
+# Redis's own default `maxclients`; Redis, not the client, says when there are too many.
+REDIS_MAX_CONNECTIONS = 10_000
+# redis-py 8 also gives every socket read a 5 s timeout by default. The event streams' reads
+# block in XREAD for up to 10 s (`docqa.chat.streams.IDLE_SECONDS`, `docqa.events`) by design,
+# so on the async pool a read waits as long as its BLOCK says (the server answers then).
+ASYNC_SOCKET_TIMEOUT = None
+
 
 @lru_cache(maxsize=4)
 def _redis_pool(url: str) -> redis.ConnectionPool:
-    return redis.ConnectionPool.from_url(url, decode_responses=True, health_check_interval=30)
+    return redis.ConnectionPool.from_url(
+        url, decode_responses=True, health_check_interval=30, max_connections=REDIS_MAX_CONNECTIONS
+    )
 
 
 def redis_client() -> redis.Redis:
@@ -53,7 +66,11 @@ def async_redis_client() -> redis.asyncio.Redis:
     pool = pools.get(settings.REDIS_URL)
     if pool is None:
         pool = redis.asyncio.ConnectionPool.from_url(
-            settings.REDIS_URL, decode_responses=True, health_check_interval=30
+            settings.REDIS_URL,
+            decode_responses=True,
+            health_check_interval=30,
+            max_connections=REDIS_MAX_CONNECTIONS,
+            socket_timeout=ASYNC_SOCKET_TIMEOUT,
         )
         pools[settings.REDIS_URL] = pool
     return redis.asyncio.Redis(connection_pool=pool)

@@ -33,6 +33,11 @@ def answer_stop(answer_id: int) -> str:
     return f"docqa:answer:{answer_id}:stop"
 
 
+def answer_stream_hub_wake(hub_id: str) -> str:
+    """A web process's wake-up stream: a new SSE watcher wakes the one XREAD that reads them all."""
+    return f"docqa:answer-hub:{hub_id}:wake"
+
+
 def answer_request(answer_id: int) -> str:
     """The prepared chat request, handed from the ask to the task that sends it."""
     return f"docqa:answer:{answer_id}:request"

@@ -19,7 +19,7 @@ from django.http import HttpResponse
 from django.utils.translation import gettext as _
 
 from docqa import keys
-from docqa.connections import async_redis_client
+from docqa.connections import async_redis_client, redis_client
 
 logger = logging.getLogger("docqa.live_streams")
 
@@ -28,19 +28,25 @@ RENEW_SECONDS = 20  # streams send at least every 15 s (keep-alives), and renew 
 RETRY_AFTER = 30
 
 
+def _slot_ask(pipe, *, key: str, token: str) -> None:
+    """Queue on `pipe`: drop expired slots, add this one, and count the user's slots."""
+    now = time.time()
+    pipe.zremrangebyscore(key, "-inf", now)
+    pipe.zadd(key, {token: now + SLOT_SECONDS})
+    pipe.expire(key, SLOT_SECONDS)
+    pipe.zcard(key)
+
+
 async def stream_slot_take(*, user_id: int) -> str | None:
     """A slot for one more stream of this user's, or None when they have the most allowed."""
     limit = settings.DOCQA_USER_MAX_STREAMS
     if not limit:
         return ""
-    key, token, now = keys.user_streams(user_id), uuid.uuid4().hex, time.time()
+    key, token = keys.user_streams(user_id), uuid.uuid4().hex
     client = async_redis_client()
     try:
         pipe = client.pipeline(transaction=True)
-        pipe.zremrangebyscore(key, "-inf", now)
-        pipe.zadd(key, {token: now + SLOT_SECONDS})
-        pipe.expire(key, SLOT_SECONDS)
-        pipe.zcard(key)
+        _slot_ask(pipe, key=key, token=token)
         *_rest, count = await pipe.execute()
         if count > limit:
             await client.zrem(key, token)
@@ -48,6 +54,21 @@ async def stream_slot_take(*, user_id: int) -> str | None:
         return token
     finally:
         await client.aclose()
+
+
+def stream_slot_take_sync(*, user_id: int) -> str | None:
+    """`stream_slot_take` for a view that runs on the request's thread (one Redis round trip)."""
+    limit = settings.DOCQA_USER_MAX_STREAMS
+    if not limit:
+        return ""
+    key, token = keys.user_streams(user_id), uuid.uuid4().hex
+    pipe = redis_client().pipeline(transaction=True)
+    _slot_ask(pipe, key=key, token=token)
+    *_rest, count = pipe.execute()
+    if count > limit:
+        redis_client().zrem(key, token)
+        return None
+    return token
 
 
 async def stream_slot_renew(*, user_id: int, token: str) -> None:

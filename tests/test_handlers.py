@@ -99,3 +99,58 @@ def test_sqlite_keeps_its_connection_between_requests_other_databases_do_not(
     else:
         # Closed (or handed back to the pool) at the end of each request, as CONN_MAX_AGE says.
         assert first is None and second is None
+
+
+def test_a_streams_work_after_its_view_returned_runs_on_the_process_threads(
+    transactional_db, handler, client, user
+):
+    """The SSE stream renders its `done` event after the view returned: stock `sync_to_async`
+    would start a thread (and open a database connection in it) for each stream;
+    `stream_sync` uses a few that live as long as the process."""
+    from django.db.backends.signals import connection_created
+
+    from tests import factories
+
+    conversation = factories.conversation_create(owner=user)
+    answer = factories.exchange_create(conversation=conversation, question="Why?", content="Tides.")[1]
+    client.force_login(user)
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    opened_in = []
+
+    def opened(**kwargs):
+        opened_in.append(threading.current_thread().name)
+
+    connection_created.connect(opened)
+    try:
+        for _ in range(3):
+            status, body = get(handler, f"/chat/answers/{answer.pk}/stream/", cookie)
+            assert status == 200 and b"event: done" in body and b"Tides." in body
+    finally:
+        connection_created.disconnect(opened)
+    assert all(name.startswith(("docqa-web", "docqa-stream")) for name in opened_in), opened_in
+    if connection.vendor == "sqlite":
+        assert len(opened_in) <= 2  # the handler's thread and one stream thread, once each
+
+
+def test_no_thread_is_started_per_request(transactional_db, handler, client, user):
+    """Stock Django starts a thread per request for its request signals, and one to join it."""
+    client.force_login(user)
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    assert get(handler, "/documents/", cookie)[0] == 200
+    before = threading.enumerate()
+    started = []
+    original = threading.Thread.start
+
+    def counting_start(thread):
+        started.append(thread.name)
+        return original(thread)
+
+    threading.Thread.start = counting_start
+    try:
+        for _ in range(3):
+            assert get(handler, "/documents/", cookie)[0] == 200
+    finally:
+        threading.Thread.start = original
+    # The test's own loop runs each request in a fresh one-thread pool (`get`): one per request.
+    assert [name for name in started if not name.startswith("ThreadPoolExecutor-")] == [], started
+    assert len(started) == 3, (started, before)

@@ -9,6 +9,7 @@ streams it (`docqa.chat.generation`). Reads are in `docqa.chat.selectors`.
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -48,6 +49,9 @@ __all__ = [
 ]
 
 TITLE_LENGTH = 80
+# Documents asked about are marked used at most this often: the `evict` policy orders by days,
+# and the two UPDATEs would otherwise sit in every ask's write transaction (SQLite's one writer).
+USED_RESOLUTION = timedelta(minutes=10)
 
 
 def _names(names: list[str]) -> str:
@@ -125,12 +129,12 @@ def conversation_delete(*, conversation: Conversation) -> None:
 # --- asking -----------------------------------------------------------------------------------
 
 
-def _ask_rate_check(owner) -> None:
+def _ask_rate_check(owner_id: int) -> None:
     limit = settings.DOCQA_ASK_RATE_LIMIT
     if not limit:
         return
     window = int(time.time() // 60)
-    key = keys.asks_window(owner.pk, window)
+    key = keys.asks_window(owner_id, window)
     pipe = redis_client().pipeline()
     pipe.incr(key)
     pipe.expire(key, 120)
@@ -207,7 +211,7 @@ def conversation_ask(*, conversation: Conversation, question: str) -> tuple[Mess
         if counts["streaming"]:
             raise ChatRefused(_("The previous answer is still being written. Wait for it or stop it first."))
         first_question = not counts["earlier"]
-        _ask_rate_check(conversation.owner)
+        _ask_rate_check(conversation.owner_id)
         question_message = Message.objects.create(conversation=locked, role=Role.USER, content=text)
         answer = _answer_create(
             question=question_message,
@@ -222,7 +226,14 @@ def conversation_ask(*, conversation: Conversation, question: str) -> tuple[Mess
             ),
         )
         # Least recently used means used: the `evict` retention policy keeps what is asked about.
-        documents_mark_used(document_ids=[d.pk for d in documents])
+        used_before = timezone.now() - USED_RESOLUTION
+        documents_mark_used(
+            document_ids=[
+                d.pk
+                for d in documents
+                if d.last_used_at < used_before or d.stored_file.last_used_at < used_before
+            ]
+        )
         fields = ["updated_at"]
         if locked.title_is_auto and first_question:
             locked.title = " ".join(text.split())[:TITLE_LENGTH]
@@ -249,7 +260,7 @@ def answer_regenerate(*, answer: Message, larger_budget: bool = False) -> Messag
             raise ChatRefused(_("Only the last answer can be regenerated."))
         if Message.objects.filter(conversation_id=answer.conversation_id, state=State.STREAMING).exists():
             raise ChatRefused(_("The previous answer is still being written. Wait for it or stop it first."))
-        _ask_rate_check(answer.conversation.owner)
+        _ask_rate_check(answer.conversation.owner_id)
         model = answer.conversation.model
         new = _answer_create(question=answer.question, model=model)
         if larger_budget:
@@ -273,7 +284,7 @@ def answer_continue(*, answer: Message) -> Message:
         ]
         if answer.pk != last or not answer.is_cut_at_length or not answer.content.strip():
             raise ChatRefused(_("Only the last answer, cut at the length limit, can be continued."))
-        _ask_rate_check(answer.conversation.owner)
+        _ask_rate_check(answer.conversation.owner_id)
         now = timezone.now()
         # Back to streaming, with a fresh Redis Stream: the page's snapshot is the saved text
         # plus what the continuation sends.

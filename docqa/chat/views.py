@@ -1,7 +1,8 @@
 """Chat pages: thin views that parse the request, call a service and render.
 
-`answer_stream` is async: it holds one Server-Sent Events connection per watching browser
-on the event loop (not a thread) while it waits on the answer's Redis Stream.
+`views_stream.answer_stream` streams asynchronously: it holds one Server-Sent Events
+connection per watching browser on the event loop (not a thread) while it waits on the
+answer's Redis Stream.
 """
 
 from __future__ import annotations
