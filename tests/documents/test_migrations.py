@@ -12,7 +12,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 BEFORE = [("documents", "0005_waiting_for_room_from_notes")]
-AFTER = [("documents", "0006_stored_file_per_owner")]
+AFTER = [("documents", "0008_stored_file_unique_per_owner")]
 
 
 def _migrate(targets):
