@@ -23,7 +23,7 @@ from docqa.connections import moonshot_client
 from docqa.documents import tasks
 from docqa.documents.housekeeping import retention
 from docqa.documents.models import TRANSIENT_STATUSES, Status, StoredFile
-from docqa.documents.remote_copies import remote_copy_discard
+from docqa.documents.remote_copies import remote_file_delete_later
 from docqa.documents.selectors import account_has_room, uploads_waiting_in_fair_order
 from docqa.documents.tasks import IngestOutcome
 from docqa.documents.transitions import (
@@ -85,12 +85,17 @@ def _ingest_steps(*, stored: StoredFile, client) -> IngestOutcome:
     remote = _remote_wait_extracted(stored=stored, client=client)
     if remote.is_failed:
         detail = upstream_text(remote.status_details) or note(N_("no reason given"))
+        # A remote copy that failed extraction only uses quota: the row forgets it in the same
+        # update that fails it (nobody sees a Failed file still holding it), Retry uploads
+        # afresh, and the copy is deleted once this commits.
         if stored_file_fail(
             stored_file_id=stored.pk,
             message=note(N_("Moonshot could not extract this file: %(detail)s"), detail=detail),
+            remote_id="",
+            remote_uploaded_at=None,
+            upload_started_at=None,
         ):
-            # A remote copy that failed extraction only uses quota; Retry uploads afresh.
-            remote_copy_discard(stored_file_id=stored.pk, remote_id=stored.remote_id)
+            remote_file_delete_later(stored.remote_id)
         return IngestOutcome.FAILED
 
     raw = client.files_content(stored.remote_id)

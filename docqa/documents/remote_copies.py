@@ -57,11 +57,3 @@ def remote_copy_forget(*, stored_file_id: int) -> str | None:
         remote_id="", upload_started_at=None, remote_missing_at=None
     )
     return remote_id if released else None
-
-
-def remote_copy_discard(*, stored_file_id: int, remote_id: str) -> None:
-    """Drop a copy whose extraction failed (it only uses quota); the next try uploads afresh."""
-    StoredFile.objects.filter(pk=stored_file_id, remote_id=remote_id).update(
-        remote_id="", remote_uploaded_at=None, upload_started_at=None
-    )
-    remote_file_delete_later(remote_id)

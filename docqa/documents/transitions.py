@@ -52,12 +52,14 @@ def stored_file_announce(*, stored_file_id: int) -> None:
         events_publish(user_ids=[owner_id], event=f"document-{document_id}")
 
 
-def stored_file_fail(*, stored_file_id: int, message: str) -> bool:
+def stored_file_fail(*, stored_file_id: int, message: str, **fields) -> bool:
+    """Fail a file still in the pipeline; `fields` change in the same update."""
     return stored_file_transition(
         stored_file_id=stored_file_id,
         from_statuses=TRANSIENT_STATUSES,
         to_status=Status.FAILED,
         last_error=message,
+        **fields,
     )
 
 
