@@ -180,6 +180,7 @@ def _answer_stream(
     texts = texts_prefetch(prepared.document_ids)
 
     def progress() -> dict:
+        streaming.flush()  # every delta handed over is sent (or its failure known) first
         fields = streaming.progress()
         if fields["content"]:
             fields["citations"] = answer_citations(fields["content"], prepared.document_ids, texts)
@@ -223,6 +224,9 @@ def _answer_stream(
                     return GenerationOutcome.ABANDONED
                 if time.monotonic() > deadline:
                     raise AnswerDeadlinePassed()
+            streaming.flush()
+            if streaming.failure is not None:
+                raise streaming.failure
     except AnswerDeadlinePassed:
         logger.warning(
             "answer %s: still streaming after %s s, stopped", answer_id, settings.DOCQA_ANSWER_DEADLINE
