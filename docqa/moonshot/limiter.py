@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,13 +31,18 @@ from docqa.moonshot.errors import RateLimitError
 logger = logging.getLogger("docqa.moonshot.limiter")
 
 _WINDOW_SECONDS = 60.0
-# While all leases are taken we poll; releases are not announced. Short enough to add little
-# latency, long enough that a hundred waiting threads are no load on Redis.
+# While all leases are taken a waiter polls, first after 50 ms, then twice as long each time
+# up to a second: 450 answers waiting on a tier-1 account (50 at once) polled 9,000 times a
+# second at a fixed 50 ms and kept a core busy doing it. A lease given back in this process
+# wakes one of its waiters at once, so a backed-off waiter does not wait out its delay for
+# it; leases given back by other processes are seen at the next poll.
 _CONCURRENCY_POLL_SECONDS = 0.05
 _MAX_POLL_SECONDS = 1.0
+_FULL, _RPM = 1, 2
 
 # KEYS: leases, requests. ARGV: token, max_concurrency, max_rpm, lease_ms, window_ms.
-# Returns {1, 0} when a slot was taken, else {0, milliseconds worth waiting}.
+# Returns {1, 0} when a slot was taken, else {0, milliseconds worth waiting, 1 (all leases
+# taken) or 2 (the minute's requests used)}.
 _ACQUIRE_LUA = """
 if redis.replicate_commands then redis.replicate_commands() end
 local leases, requests = KEYS[1], KEYS[2]
@@ -50,11 +56,11 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
 redis.call('ZREMRANGEBYSCORE', requests, '-inf', now - window_ms)
 if max_concurrency > 0 and redis.call('ZCARD', leases) >= max_concurrency then
-  return {0, tonumber(ARGV[6])}
+  return {0, tonumber(ARGV[6]), 1}
 end
 if max_rpm > 0 and redis.call('ZCARD', requests) >= max_rpm then
   local oldest = redis.call('ZRANGE', requests, 0, 0, 'WITHSCORES')
-  return {0, math.max(1, tonumber(oldest[2]) + window_ms - now)}
+  return {0, math.max(1, tonumber(oldest[2]) + window_ms - now), 2}
 end
 if max_concurrency > 0 then
   redis.call('ZADD', leases, now + lease_ms, token)
@@ -164,8 +170,9 @@ class RedisLimiter:
     def _acquire(self, token: str, on_wait: Callable[[], None] | None = None) -> None:
         started = time.monotonic()
         deadline = None if self.max_wait is None else started + self.max_wait
+        polls = 0
         while True:
-            taken, wait_ms = self._acquire_script(
+            taken, wait_ms, *why = self._acquire_script(
                 keys=[self.leases_key, self.requests_key],
                 args=[
                     token,
@@ -181,8 +188,13 @@ class RedisLimiter:
                 if waited > 1.0:
                     logger.info("Waited %.1f s for a Moonshot slot", waited)
                 return
+            if why and int(why[0]) == _FULL:
+                delay = _CONCURRENCY_POLL_SECONDS * 2 ** min(polls, 10)
+            else:
+                delay = int(wait_ms) / 1000  # when the minute's oldest request leaves the window
+            polls += 1
             # Jitter keeps waiting processes from polling in lockstep.
-            delay = min(int(wait_ms) / 1000, _MAX_POLL_SECONDS) * random.uniform(0.8, 1.2)
+            delay = min(delay, _MAX_POLL_SECONDS) * random.uniform(0.8, 1.2)
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -195,7 +207,9 @@ class RedisLimiter:
             if on_wait is not None:
                 on_wait()
                 on_wait = None  # once per wait
-            time.sleep(delay)
+            released = _released(self.leases_key)
+            with released:
+                released.wait(delay)
 
     def _renew(self, token: str) -> None:
         self._renew_script(keys=[self.leases_key], args=[token, int(self.lease_seconds * 1000)])
@@ -206,3 +220,20 @@ class RedisLimiter:
         except Exception:
             # Never mask the caller's own outcome; the lease expires on its own.
             logger.warning("Could not release Moonshot lease; it will expire", exc_info=True)
+        released = _released(self.leases_key)
+        with released:
+            released.notify()
+
+
+_conditions: dict[str, threading.Condition] = {}
+_conditions_mutex = threading.Lock()
+
+
+def _released(leases_key: str) -> threading.Condition:
+    """Signalled when this process gives back a lease under `leases_key` (every limiter of the
+    process on the same account shares it: each thread has a client and a limiter of its own)."""
+    condition = _conditions.get(leases_key)
+    if condition is None:
+        with _conditions_mutex:
+            condition = _conditions.setdefault(leases_key, threading.Condition())
+    return condition

@@ -78,3 +78,20 @@ def test_an_answer_finished_elsewhere_makes_the_task_stop_quietly(transactional_
     row = Message.objects.get(pk=answer.pk)
     assert row.state == State.INTERRUPTED and row.content == "kept by the sweep"
     assert not redis_client().exists(keys.answer_lock(answer.pk))
+
+
+def test_an_answer_with_nothing_new_is_written_only_now_and_then(transactional_db):
+    """Queued answers (a busy account) or a silent model: no UPDATE a second each, but a heartbeat
+    every IDLE_SAVE_INTERVAL, and every change at the next round."""
+    from docqa.chat.streams import CONTENT, AnswerPublisher
+    from docqa.chat.writer import IDLE_SAVE_INTERVAL, StreamingAnswer
+    from docqa.locks import Lease
+
+    streaming = StreamingAnswer(21, Lease(keys.answer_lock(21), ttl=60), AnswerPublisher(21))
+    assert streaming.progress_if_due(100.0) is not None  # the first round writes its heartbeat
+    assert streaming.progress_if_due(101.0) is None
+    assert streaming.progress_if_due(100.0 + IDLE_SAVE_INTERVAL) is not None
+    streaming.publish([(CONTENT, "news")])
+    streaming.flush()
+    assert streaming.progress_if_due(100.5 + IDLE_SAVE_INTERVAL)["content"] == "news"
+    assert streaming.progress_if_due(101.0 + IDLE_SAVE_INTERVAL) is None

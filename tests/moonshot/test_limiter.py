@@ -164,3 +164,51 @@ def test_only_the_configured_limit_applies(redis_server, redis_namespace):
     rpm_only = limiter_for(redis_server, redis_namespace + "x", max_rpm=100, max_wait=0.1)
     with rpm_only.slot(), rpm_only.slot(), rpm_only.slot():
         pass
+
+
+def _script_calls(redis_server) -> int:
+    stats = redis_server.info("commandstats")
+    return sum(stats.get(name, {}).get("calls", 0) for name in ("cmdstat_evalsha", "cmdstat_eval"))
+
+
+def test_waiters_for_a_full_account_back_off_instead_of_polling_redis_hot(redis_server, redis_namespace):
+    """Twenty threads wait 1.5 s for the one slot: polling every 50 ms would be ~600 scripts."""
+    limiter = limiter_for(redis_server, redis_namespace, max_concurrency=1)
+    got: list[int] = []
+    leave = threading.Event()
+
+    def wait_then_hold():
+        with limiter.slot():
+            got.append(1)
+            leave.wait(10)
+
+    with limiter.slot():
+        before = _script_calls(redis_server)
+        waiters = [threading.Thread(target=wait_then_hold) for _ in range(20)]
+        for waiter in waiters:
+            waiter.start()
+        time.sleep(1.5)
+        during = _script_calls(redis_server) - before
+    assert during < 200, f"{during} polls in 1.5 s"
+    leave.set()
+    for waiter in waiters:
+        waiter.join(30)
+    assert len(got) == 20
+
+
+def test_a_lease_given_back_in_the_process_wakes_a_backed_off_waiter_at_once(redis_server, redis_namespace):
+    holder, waiter_limiter = (limiter_for(redis_server, redis_namespace, max_concurrency=1) for _ in range(2))
+    acquired: list[float] = []
+
+    def wait_for_slot():
+        with waiter_limiter.slot():
+            acquired.append(time.monotonic())
+
+    with holder.slot():
+        thread = threading.Thread(target=wait_for_slot)
+        thread.start()
+        # By now the waiter polls about once a second (its next poll is 0.4 s or more away).
+        time.sleep(1.6)
+        released = time.monotonic()
+    thread.join(5)
+    assert acquired and acquired[0] - released < 0.3
