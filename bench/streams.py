@@ -28,6 +28,9 @@ QUESTION = "What causes the tide, and when are spring tides?"
 FIRST_TOKEN_DELAY = 0.3
 CHUNK_DELAY = 0.02
 CHUNK_WORDS = 6
+# Issue 16's targets for 500 answers at once on two cores.
+DURATION_TARGET = 2.0
+CPU_TARGET = 1.5
 
 
 def _since(at: float | None, started: float) -> float:
@@ -286,15 +289,16 @@ def concurrent(
         added = [a for p in good for a in p.added_per_delta()]
         r50 = ratio(median(dur_docqa), median(dur_direct))
         r99 = ratio(percentile(dur_docqa, 99), percentile(dur_direct, 99))
+        cpu_ratio = ratio(step.cpu["web"] + step.cpu["answers"], step.cpu["emulator"])
         target = ""
         if step.n == 500:
-            target = verdict(len(good) == step.n and r50 <= 1.2)
+            target = verdict(len(good) == step.n and r50 <= DURATION_TARGET and cpu_ratio <= CPU_TARGET)
         table.rows.append(
             [
                 str(step.n),
                 f"{len(good)}/{step.n}",
                 x(r50),
-                x(ratio(step.cpu["web"] + step.cpu["answers"], step.cpu["emulator"])),
+                x(cpu_ratio),
                 x(r99),
                 f"{secs(median(dur_docqa))} / {secs(percentile(dur_docqa, 99))}",
                 secs(median(dur_direct)),
@@ -321,7 +325,8 @@ def concurrent(
             f"time, 2 cores = {2 * step.wall_docqa:.1f} CPU-s available): {busy}."
         )
     table.notes.append(
-        "Target: 500 at once with none failed and a p50 duration ratio ≤ 1.2×. Duration runs from "
+        f"Target: 500 at once with none failed, a p50 duration ratio ≤ {DURATION_TARGET}× and CPU web + "
+        f"answers ≤ {CPU_TARGET}× the emulator's. Duration runs from "
         "the ask POST (docqa) or the completion POST (direct) to the last delta. CPU web + answers / "
         "emulator: the CPU seconds docqa's web and answers processes spent during the docqa phase "
         "over the emulator's in the same phase (its work producing the same answers)."

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.utils.translation import gettext as _
 
 from docqa import keys
@@ -106,6 +106,19 @@ async def stream_in_slot(*, user_id: int, token: str, body: AsyncIterator[str]) 
                 await stream_slot_give_back(user_id=user_id, token=token)
             except Exception:  # noqa: BLE001 - the slot expires by itself
                 logger.warning("could not give back a stream slot of user %s", user_id, exc_info=True)
+
+
+def event_stream_response(*, user_id: int, slot: str | None, body: AsyncIterator[str]) -> HttpResponse:
+    """`body` as Server-Sent Events held in `slot` (from `stream_slot_take[_sync]`); the polite
+    429 when there was none."""
+    if slot is None:
+        return streams_full_response()
+    response = StreamingHttpResponse(
+        stream_in_slot(user_id=user_id, token=slot, body=body), content_type="text/event-stream"
+    )
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
 
 
 def streams_full_response() -> HttpResponse:

@@ -10,7 +10,7 @@ import html
 import itertools
 import time
 
-from django.http import Http404, HttpRequest, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 
 from docqa import live_streams
 from docqa.chat import selectors, streams
@@ -44,7 +44,7 @@ def _live_answer(conversation_id: int, content: str) -> LiveAnswer:
     return LiveAnswer(selectors.cited_documents(conversation_id), _document_text, content)
 
 
-def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+def answer_stream(request: HttpRequest, pk: int) -> HttpResponse:
     """The answer as Server-Sent Events, read from its Redis Stream.
 
     Two forms. By default (scripts, the benchmarks) each content delta is a `content` event
@@ -156,12 +156,4 @@ def answer_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
 
     # At most DOCQA_USER_MAX_STREAMS live streams per user, across every web process.
     slot = live_streams.stream_slot_take_sync(user_id=user.pk)
-    if slot is None:
-        return live_streams.streams_full_response()
-    response = StreamingHttpResponse(
-        live_streams.stream_in_slot(user_id=user.pk, token=slot, body=events()),
-        content_type="text/event-stream",
-    )
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
+    return live_streams.event_stream_response(user_id=user.pk, slot=slot, body=events())

@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.html import escape
@@ -180,7 +180,7 @@ def document_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("documents:list")
 
 
-async def document_events(request: HttpRequest) -> StreamingHttpResponse:
+async def document_events(request: HttpRequest) -> HttpResponse:
     """Server-Sent Events: one `document-<id>` event each time one of the user's documents changes."""
     user = await request.auser()
     if not user.is_authenticated:
@@ -203,12 +203,4 @@ async def document_events(request: HttpRequest) -> StreamingHttpResponse:
             raise
 
     slot = await live_streams.stream_slot_take(user_id=user.pk)
-    if slot is None:
-        return live_streams.streams_full_response()
-    response = StreamingHttpResponse(
-        live_streams.stream_in_slot(user_id=user.pk, token=slot, body=stream()),
-        content_type="text/event-stream",
-    )
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
+    return live_streams.event_stream_response(user_id=user.pk, slot=slot, body=stream())
