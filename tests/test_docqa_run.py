@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import pytest
 from django.core.management.base import CommandError
 
-from docqa.management.commands.docqa_run import emulator_base_url, port_is_free
+from docqa.management.commands.docqa_run import emulator_base_url, free_port, port_is_free
 
 
 @contextmanager
@@ -58,3 +58,14 @@ def test_a_chosen_emulator_port_is_not_moved_but_named():
         f"http://127.0.0.1:{port}/v1",
         "",
     )
+
+
+def test_the_emulator_never_takes_the_webs_own_port():
+    """`PORT=8765 make run` put the web and the emulator on one port (the web lost)."""
+    port = free_port("127.0.0.1")
+    url, note = emulator_base_url(f"http://127.0.0.1:{port}/v1", chosen=False, web_port=port)
+    moved = int(url.removeprefix("http://127.0.0.1:").removesuffix("/v1"))
+    assert moved != port
+    assert note == f"Port {port} is the web's port: the offline emulator listens on {moved} instead."
+    with pytest.raises(CommandError, match="is the web's port"):
+        emulator_base_url(f"http://127.0.0.1:{port}/v1", chosen=True, web_port=port)

@@ -48,24 +48,28 @@ def free_port(host: str) -> int:
         return probe.getsockname()[1]
 
 
-def emulator_base_url(base_url: str, *, chosen: bool) -> tuple[str, str]:
+def emulator_base_url(base_url: str, *, chosen: bool, web_port: int | None = None) -> tuple[str, str]:
     """Where the offline emulator will listen, and a line to say about it ("" if nothing).
 
     `chosen` is whether MOONSHOT_BASE_URL was set: a port someone chose is not moved behind
-    their back, it is named; the default one gives way to a free port.
+    their back, it is named; the default one gives way to a free port. `web_port` is the web's
+    own port, free a moment ago but the web's all the same (PORT=8765 is the emulator's default).
     """
     base = urlsplit(base_url)
     host, port = base.hostname or "127.0.0.1", base.port or EMULATOR_DEFAULT_PORT
-    if port_is_free(host, port):
+    if port != web_port and port_is_free(host, port):
         return base_url, ""
+    taken = "is the web's port" if port == web_port else "is taken"
     if chosen:
         raise CommandError(
-            f"Port {port} on {host} is taken, and MOONSHOT_BASE_URL={base_url} puts the offline "
+            f"Port {port} on {host} {taken}, and MOONSHOT_BASE_URL={base_url} puts the offline "
             "emulator there: stop what uses it or set MOONSHOT_BASE_URL to another port."
         )
     moved = free_port(host)
+    while moved == web_port:
+        moved = free_port(host)
     url = base._replace(netloc=f"{base.hostname}:{moved}").geturl()
-    return url, f"Port {port} is taken: the offline emulator listens on {moved} instead."
+    return url, f"Port {port} {taken}: the offline emulator listens on {moved} instead."
 
 
 class Command(BaseCommand):
@@ -89,7 +93,9 @@ class Command(BaseCommand):
         base_url = settings.MOONSHOT_BASE_URL
         note = ""
         if settings.MOONSHOT_OFFLINE:
-            base_url, note = emulator_base_url(base_url, chosen=bool(os.environ.get("MOONSHOT_BASE_URL")))
+            base_url, note = emulator_base_url(
+                base_url, chosen=bool(os.environ.get("MOONSHOT_BASE_URL")), web_port=port
+            )
             env["MOONSHOT_BASE_URL"] = base_url
 
         self.stdout.write(
