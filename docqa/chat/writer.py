@@ -13,7 +13,6 @@ import logging
 import queue
 import threading
 import time
-from concurrent import futures
 from concurrent.futures import Future
 
 from django.db import connection, transaction
@@ -59,10 +58,10 @@ class StreamingAnswer:
         self.abandoned = False
         self.failure: BaseException | None = None
         self.stop_seen = False
-        self._in_flight: Future | None = None  # the last publish handed over
         self._saved: tuple = ()  # what the last save wrote (pieces and cursor), and when
         self._saved_at = 0.0
         self._out = 0  # publishes handed over and not sent yet
+        self._sent = threading.Condition(self.mutex)  # notified as each is sent
 
     def publish(self, pieces: list[tuple[str, str]]) -> bool:
         """Hand deltas to the Redis Stream; True once a publish has seen Stop asked for.
@@ -73,35 +72,37 @@ class StreamingAnswer:
         and the cursor are kept when a round is sent (`_published`), together: a save is the
         text up to the cursor and nothing after it.
         """
-        if self._out >= MAX_IN_FLIGHT:
-            self.flush()
         with self.mutex:
+            while self._out >= MAX_IN_FLIGHT:
+                self._sent.wait()
             self._out += 1
-        self._in_flight = self.publisher.submit(pieces, on_done=functools.partial(self._published, pieces))
+        self.publisher.submit(pieces, on_done=functools.partial(self._published, pieces))
         return self.stop_seen
 
     def flush(self) -> None:
         """Wait until every delta handed over is sent (or failed, which `failure` then says)."""
-        in_flight = self._in_flight
-        if in_flight is not None and not in_flight.done():
-            futures.wait([in_flight])
+        with self.mutex:
+            while self._out:
+                self._sent.wait()
 
     def _published(
         self, pieces: list[tuple[str, str]], last_id: str | None, stopped: bool, error: BaseException | None
     ) -> None:
         with self.mutex:
-            self._out -= 1
             # A failed publish's text is kept all the same (the answer ends interrupted with it).
             for kind, text in pieces:
                 (self.content if kind == CONTENT else self.reasoning).append(text)
             self.cursor = last_id or self.cursor
-        if error is not None:
-            self.failure = self.failure or error
-            return
-        self.stop_seen = self.stop_seen or stopped
-        if self.first_token_at is None:
-            # After the delta is out: the first token never waits on the database.
-            self.first_token_at = timezone.now()
+            if error is not None:
+                self.failure = self.failure or error
+            else:
+                self.stop_seen = self.stop_seen or stopped
+                if self.first_token_at is None:
+                    # After the delta is out: the first token never waits on the database.
+                    self.first_token_at = timezone.now()
+            # Last, so a flush that wakes on it sees all of the above.
+            self._out -= 1
+            self._sent.notify_all()
 
     def progress_if_due(self, now: float) -> dict | None:
         """`progress()` for the saver's round, or None when nothing changed since the last
