@@ -238,14 +238,6 @@ REDIS_URL = env_url(
 )
 REDIS_EMBEDDED = not env_str("REDIS_URL")
 
-# Django's cache is Redis (shared by every process), and sessions read from it before the
-# database (`cached_db`: written to both, so a Redis restart loses no login, and a logout
-# ends the session everywhere at once). Every logged-in request read its session with a
-# query: 1.5 ms of the ~13 ms an ask costs in the web process.
-# https://docs.djangoproject.com/en/5.2/topics/http/sessions/#using-cached-sessions
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
-
 
 def _celery_broker(url: str) -> str:
     if url.startswith("unix://"):
