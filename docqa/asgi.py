@@ -26,6 +26,10 @@ from docqa.request_limit import request_limit  # noqa: E402
 # bounded before Django reads it.
 application = operations(body_limit(request_limit(django_application, settings.DOCQA_WEB_REQUESTS_AT_ONCE)))
 
+from docqa.templates_warm import templates_warm  # noqa: E402
+
+templates_warm()  # before the first request, not in each of its threads at once
+
 if settings.DOCQA_LOG_FORMAT == "json":
     uvicorn_loggers_adopt()  # one JSON object per line, uvicorn's lines included
 if settings.DOCQA_METRICS_PORT:
