@@ -8,7 +8,6 @@ streams it (`docqa.chat.generation`). Reads are in `docqa.chat.selectors`.
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -34,6 +33,7 @@ from docqa.chat.tasks import answer_generate
 from docqa.connections import redis_client
 from docqa.documents.models import Document
 from docqa.documents.services import documents_mark_used
+from docqa.windows import minute_count_add
 
 __all__ = [
     "ChatRefused",
@@ -133,13 +133,7 @@ def _ask_rate_check(owner_id: int) -> None:
     limit = settings.DOCQA_ASK_RATE_LIMIT
     if not limit:
         return
-    window = int(time.time() // 60)
-    key = keys.asks_window(owner_id, window)
-    pipe = redis_client().pipeline()
-    pipe.incr(key)
-    pipe.expire(key, 120)
-    count, _ok = pipe.execute()
-    if count > limit:
+    if minute_count_add(lambda minute: keys.asks_window(owner_id, minute)) > limit:
         raise ChatRefused(
             _("You are asking faster than %(limit)s questions a minute. Please wait a moment and ask again.")
             % {"limit": limit}

@@ -47,6 +47,14 @@ def _owned_answer(request: HttpRequest, pk: int) -> Message:
     )
 
 
+def _answer_refused(request: HttpRequest, answer: Message, exc: ChatRefused) -> HttpResponse:
+    """Back to the conversation (a whole-page redirect for htmx), the refusal as a message."""
+    messages.error(request, str(exc))
+    if request.htmx:
+        return HttpResponseClientRedirect(answer.conversation.get_absolute_url())
+    return redirect(answer.conversation)
+
+
 def _conversation_context(conversation: Conversation, **extra) -> dict:
     documents = selectors.conversation_documents(conversation)
     turns = selectors.conversation_turns(conversation)
@@ -291,10 +299,7 @@ def answer_regenerate(request: HttpRequest, pk: int) -> HttpResponse:
             services.conversation_set_thinking(conversation=answer.conversation, thinking=Thinking.DISABLED)
         new = services.answer_regenerate(answer=answer, larger_budget=request.POST.get("budget") == "larger")
     except ChatRefused as exc:
-        messages.error(request, str(exc))
-        if request.htmx:
-            return HttpResponseClientRedirect(answer.conversation.get_absolute_url())
-        return redirect(answer.conversation)
+        return _answer_refused(request, answer, exc)
     if request.htmx:
         context = _answer_context(new)
         context["turn"] = selectors.turn_of(new.question)
@@ -310,10 +315,7 @@ def answer_continue(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         continued = services.answer_continue(answer=answer)
     except ChatRefused as exc:
-        messages.error(request, str(exc))
-        if request.htmx:
-            return HttpResponseClientRedirect(answer.conversation.get_absolute_url())
-        return redirect(answer.conversation)
+        return _answer_refused(request, answer, exc)
     if request.htmx:
         return render(request, "chat/conversation.html#answer", _answer_context(continued))
     return redirect(f"{answer.conversation.get_absolute_url()}#answer-{answer.pk}")

@@ -7,15 +7,13 @@ uploading fast fills it and everyone else's uploads wait for room. Each limit is
 
 from __future__ import annotations
 
-import time
-
 from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.utils.translation import gettext as _
 
 from docqa import keys
-from docqa.connections import redis_client
 from docqa.documents.models import Document
+from docqa.windows import minute_count_add
 
 
 class QuotaExceeded(Exception):
@@ -30,12 +28,7 @@ def upload_rate_check(*, owner) -> None:
     limit = settings.DOCQA_USER_UPLOADS_PER_MINUTE
     if not limit:
         return
-    key = keys.uploads_window(owner.pk, int(time.time() // 60))
-    pipe = redis_client().pipeline()
-    pipe.incr(key)
-    pipe.expire(key, 120)
-    count, _ok = pipe.execute()
-    if count > limit:
+    if minute_count_add(lambda minute: keys.uploads_window(owner.pk, minute)) > limit:
         raise QuotaExceeded(
             _("You are uploading faster than %(limit)s files a minute. Please wait a moment and try again.")
             % {"limit": limit}

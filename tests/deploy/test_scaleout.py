@@ -31,6 +31,7 @@ import pytest
 import requests
 from django.conf import settings
 
+from docqa.moonshot.sse import SSEParser
 from tests.deploy.cluster import API_KEY, Cluster, database_url_beside, redis_url_beside
 
 PASSWORD = "a-Long-passphrase-42"
@@ -160,32 +161,11 @@ class Person:
         return response
 
 
-@dataclass
-class Event:
-    name: str
-    data: str
-    id: str | None
-
-
 def events(response: requests.Response):
-    """The Server-Sent Events of a streamed response, as they arrive."""
-    buffer = b""
+    """The Server-Sent Events of a streamed response, as they arrive (the client's own parser)."""
+    parser = SSEParser()
     for chunk in response.iter_content(chunk_size=None):
-        buffer += chunk
-        while b"\n\n" in buffer:
-            block, buffer = buffer.split(b"\n\n", 1)
-            name, data, event_id = "message", [], None
-            for line in block.decode().split("\n"):
-                field_name, _, value = line.partition(":")
-                value = value.removeprefix(" ")
-                if field_name == "event":
-                    name = value
-                elif field_name == "data":
-                    data.append(value)
-                elif field_name == "id":
-                    event_id = value
-            if data:
-                yield Event(name, "\n".join(data), event_id)
+        yield from parser.feed(chunk)
 
 
 @dataclass
@@ -207,13 +187,13 @@ def answer_read(
         f"/chat/answers/{answer_id}/stream/", base=base, last_event_id=last_event_id
     ) as response:
         for event in events(response):
-            reading.kinds.append(event.name)
+            reading.kinds.append(event.event)
             reading.last_id = event.id or reading.last_id
-            if event.name == "snapshot-content":
+            if event.event == "snapshot-content":
                 reading.text = html.unescape(event.data)
-            elif event.name == "content":
+            elif event.event == "content":
                 reading.text += html.unescape(event.data)
-            elif event.name == "done":
+            elif event.event == "done":
                 reading.done = True
                 break
             if content_events and reading.kinds.count("content") >= content_events:
@@ -257,7 +237,7 @@ def test_two_web_processes_two_answers_workers_one_database_one_redis(cluster):
         unseen = {f"document-{pk}" for pk in documents}
         deadline = time.monotonic() + 30
         for event in stream:
-            unseen.discard(event.name)
+            unseen.discard(event.event)
             if not unseen or time.monotonic() > deadline:
                 break
         assert not unseen, f"web B's events stream never announced {unseen}"
