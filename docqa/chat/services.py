@@ -33,7 +33,7 @@ from docqa.chat.tasks import answer_generate
 from docqa.connections import redis_client
 from docqa.documents.models import Document
 from docqa.documents.services import documents_mark_used
-from docqa.windows import minute_count_add
+from docqa.minute_counts import minute_count_add
 
 __all__ = [
     "ChatRefused",

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 
 from docqa import keys
 from docqa.documents.models import Document
-from docqa.windows import minute_count_add
+from docqa.minute_counts import minute_count_add
 
 
 class QuotaExceeded(Exception):
